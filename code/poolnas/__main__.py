@@ -1,0 +1,3 @@
+from poolnas.cli import main
+
+raise SystemExit(main())

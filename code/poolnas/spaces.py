@@ -234,9 +234,9 @@ def register(sub) -> None:
 def _cli_space(args) -> int:
     import sys
 
-    from poolnas.models import cost_table
-
     space = get_space(args.backbone)
+    from poolnas.models import cost_table  # after validation: importing torch takes a second
+
     if args.classes < 1:
         raise UsageError(f"--classes must be >= 1, got {args.classes}")
     size = args.image_size or (224 if args.stem == "imagenet" else 32)

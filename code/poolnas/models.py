@@ -1,0 +1,206 @@
+"""Backbones whose downsampling positions come from a search-space config (paper.md section 2).
+
+One class, `PoolNet`, covers ResNet20 (2x2 max pools before chosen layers), ResNet18-CIFAR and ResNet50
+(stride 2 in chosen blocks). Channel widths are fixed by unit index whatever the config, so every config of a
+space has the same parameters, and one set of weights can run any config: `model(x, positions)` switches the
+config per forward pass without rebuilding. That is the SuperNet.
+
+BatchNorm modes:
+    standard  affine BN with running statistics.
+    released  as the released ResNet20 standalone model: the first BN of each block has no affine parameters
+              and always uses batch statistics; the others are standard.
+    supernet  no affine parameters, batch statistics always (train and eval), as the released SuperNets.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poolnas.errors import UsageError
+from poolnas.spaces import Config, get_space
+
+BN_MODES = ("standard", "released", "supernet")
+STEMS = ("cifar", "imagenet")
+
+# Widths per block (ResNet50: bottleneck middle width; its output is 4x that).
+BLOCK_WIDTHS = {
+    "resnet20": [16] * 3 + [32] * 3 + [64] * 3,
+    "resnet18": [64] * 2 + [128] * 2 + [256] * 2 + [512] * 2,
+    "resnet50": [64] * 3 + [128] * 4 + [256] * 6 + [512] * 3,
+}
+STEM_WIDTH = {"resnet20": 16, "resnet18": 64, "resnet50": 64}
+
+
+def batchnorm(channels: int, mode: str) -> nn.BatchNorm2d:
+    if mode == "supernet":
+        return nn.BatchNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.BatchNorm2d(channels)
+
+
+class Conv(nn.Conv2d):
+    """A bias-free conv whose stride is chosen per call, so a SuperNet can switch configs without rebuilding."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__(c_in, c_out, kernel, padding=kernel // 2, bias=False)
+
+    def forward(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        return F.conv2d(x, self.weight, None, stride, self.padding)
+
+
+class Shortcut(nn.Module):
+    """Identity (subsampled when the block strides) or, where the width changes, a 1x1 conv + BN projection."""
+
+    def __init__(self, c_in: int, c_out: int, bn: str):
+        super().__init__()
+        self.proj = Conv(c_in, c_out, 1) if c_in != c_out else None
+        self.bn = batchnorm(c_out, bn) if c_in != c_out else None
+
+    def forward(self, x: torch.Tensor, stride: int) -> torch.Tensor:
+        if self.proj is None:
+            return x[:, :, ::stride, ::stride] if stride > 1 else x
+        return self.bn(self.proj(x, stride))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, bn: str):
+        super().__init__()
+        self.conv1, self.bn1 = Conv(c_in, c_out, 3), batchnorm(c_out, "supernet" if bn == "released" else bn)
+        self.conv2, self.bn2 = Conv(c_out, c_out, 3), batchnorm(c_out, "standard" if bn == "released" else bn)
+        self.shortcut = Shortcut(c_in, c_out, "standard" if bn == "released" else bn)
+
+    def forward(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x, stride)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x, stride))
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1.5 bottleneck: the stride sits on the 3x3 conv."""
+
+    def __init__(self, c_in: int, width: int, bn: str):
+        super().__init__()
+        c_out = 4 * width
+        rest = "standard" if bn == "released" else bn
+        self.conv1, self.bn1 = Conv(c_in, width, 1), batchnorm(width, "supernet" if bn == "released" else bn)
+        self.conv2, self.bn2 = Conv(width, width, 3), batchnorm(width, rest)
+        self.conv3, self.bn3 = Conv(width, c_out, 1), batchnorm(c_out, rest)
+        self.shortcut = Shortcut(c_in, c_out, rest)
+
+    def forward(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out, stride)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x, stride))
+
+
+class PoolNet(nn.Module):
+    """A ResNet of one search space; `positions` (unit indices that downsample) may change per forward pass."""
+
+    def __init__(self, backbone: str, config: Config | None = None, num_classes: int = 10, bn: str = "standard",
+                 stem: str = "cifar", resnet50_d1_bug: bool = False):
+        super().__init__()
+        space = get_space(backbone)
+        if bn not in BN_MODES:
+            raise UsageError(f"unknown BN mode {bn!r}; known: {', '.join(BN_MODES)}")
+        if stem not in STEMS or (stem == "imagenet" and backbone != "resnet50"):
+            raise UsageError(f"stem {stem!r} is not available for {backbone}; resnet50 takes cifar or imagenet, "
+                             "the others cifar")
+        if num_classes < 1:
+            raise UsageError(f"num_classes must be >= 1, got {num_classes}")
+        self.backbone, self.space, self.bn_mode = backbone, space, bn
+        self.resnet50_d1_bug = resnet50_d1_bug
+        # ResNet20/18 count the stem as unit 0; ResNet50's units are its blocks.
+        self.unit_offset = 1 if backbone in ("resnet20", "resnet18") else 0
+        self.downsample = "maxpool" if backbone == "resnet20" else "stride"
+
+        stem_bn = "standard" if bn == "released" else bn
+        c = STEM_WIDTH[backbone]
+        if stem == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(3, c, 7, 2, 3, bias=False), batchnorm(c, stem_bn), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), batchnorm(c, stem_bn), nn.ReLU(inplace=True))
+        blocks = []
+        for width in BLOCK_WIDTHS[backbone]:
+            block = Bottleneck(c, width, bn) if backbone == "resnet50" else BasicBlock(c, width, bn)
+            c = 4 * width if backbone == "resnet50" else width
+            blocks.append(block)
+        self.blocks = nn.ModuleList(blocks)
+        self.fc = nn.Linear(c, num_classes)
+        self.positions = self.resolve(config if config is not None else space.default)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def resolve(self, config: Config | tuple[int, ...]) -> tuple[int, ...]:
+        """Downsampling positions of a config, applying the released ResNet50 indexing bug when asked."""
+        if isinstance(config, Config):
+            config = self.space.parse(config)
+            positions = config.positions
+            if self.resnet50_d1_bug and self.backbone == "resnet50" and config.parts[-1] == 1:
+                positions = positions[:-1]  # the released code lost the last downsampling when d = 1
+            return positions
+        return tuple(config)
+
+    def forward_features(self, x: torch.Tensor, config: Config | tuple[int, ...] | None = None) -> torch.Tensor:
+        """The last feature map, before global pooling."""
+        positions = self.positions if config is None else self.resolve(config)
+        x = self.stem(x)
+        for i, block in enumerate(self.blocks):
+            down = (i + self.unit_offset) in positions
+            if self.downsample == "maxpool":
+                x = block(F.max_pool2d(x, 2) if down else x)
+            else:
+                x = block(x, 2 if down else 1)
+        return x
+
+    def forward(self, x: torch.Tensor, config: Config | tuple[int, ...] | None = None) -> torch.Tensor:
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.forward_features(x, config), 1), 1))
+
+
+def build_model(backbone: str, config: Config | str | None = None, num_classes: int = 10, bn: str = "standard",
+                stem: str = "cifar", resnet50_d1_bug: bool = False) -> PoolNet:
+    """A standalone network (or, with bn='supernet', a SuperNet that any config can run through)."""
+    space = get_space(backbone)
+    cfg = space.parse(config) if config is not None else space.default
+    return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@lru_cache(maxsize=None)
+def _meta_model(backbone: str, classes: int, stem: str) -> PoolNet:
+    """A weightless model (meta device) for counting: one serves every config of the space."""
+    with torch.device("meta"):
+        return PoolNet(backbone, num_classes=classes, stem=stem)
+
+
+@lru_cache(maxsize=None)
+def _macs(backbone: str, positions: tuple[int, ...], image_size: int, classes: int, stem: str) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, image_size, image_size, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        _meta_model(backbone, classes, stem)(x, positions)
+    return counter.get_total_flops() // 2  # torch counts a multiply-add as 2 FLOPs
+
+
+def count_macs(backbone: str, config: Config, image_size: int = 32, classes: int = 10, stem: str = "cifar") -> int:
+    """Forward multiply-adds for one image (convs and the linear head), by torch's own FLOP counter."""
+    return _macs(backbone, config.positions, image_size, classes, stem)
+
+
+def cost_table(backbone: str, configs: list[Config], image_size: int = 32, classes: int = 10,
+               stem: str = "cifar") -> pd.DataFrame:
+    """index, name, code, params, macs for each config (parameters are the same for all configs)."""
+    params = count_parameters(_meta_model(backbone, classes, stem))
+    rows = [{"index": c.index, "name": c.name, "code": c.code, "params": params,
+             "macs": count_macs(backbone, c, image_size, classes, stem)} for c in configs]
+    return pd.DataFrame(rows, columns=["index", "name", "code", "params", "macs"])

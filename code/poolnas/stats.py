@@ -1,0 +1,191 @@
+"""Ranking statistics: how well SuperNet scores order configurations against their ground truth.
+
+The functions know nothing about file formats: they take the per-config ground truth (`gt`, e.g. the mean
+standalone test accuracy) and the per-config SuperNet `score` as plain arrays or pandas Series, so the same
+code serves the authors' released table and our own results. Higher is better for both. When both inputs are
+Series they are aligned by index (the config labels) and must hold the same labels. Accuracies are in
+percent, so a regret is in accuracy points.
+
+Rank correlations come from scipy.stats; ties follow scipy (Kendall's tau-b, average ranks for Spearman).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sp
+
+DEFAULT_KS = (1, 3, 5)
+
+
+def _aligned(gt, score) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Float arrays of equal length plus the config labels (a RangeIndex for plain arrays)."""
+    if isinstance(gt, pd.Series) and isinstance(score, pd.Series):
+        if not gt.index.sort_values().equals(score.index.sort_values()) or gt.index.has_duplicates:
+            raise ValueError("gt and score must be indexed by the same, unique config labels")
+        score = score.reindex(gt.index)
+    labels = gt.index if isinstance(gt, pd.Series) else pd.RangeIndex(len(gt))
+    g, s = np.asarray(gt, dtype=float), np.asarray(score, dtype=float)
+    if g.ndim != 1 or g.shape != s.shape:
+        raise ValueError(f"gt and score must be 1-D and of equal length, got shapes {g.shape} and {s.shape}")
+    if len(g) < 2:
+        raise ValueError("ranking needs at least 2 configs")
+    if not (np.isfinite(g).all() and np.isfinite(s).all()):
+        raise ValueError("gt and score must be finite (no NaN)")
+    return g, s, labels
+
+
+def kendall_tau(gt, score) -> float:
+    """Kendall's tau-b between gt and score: 1 same order, -1 reversed, about 0 unrelated."""
+    g, s, _ = _aligned(gt, score)
+    return float(_sp.kendalltau(g, s, variant="b").statistic)
+
+
+def spearman(gt, score) -> float:
+    """Spearman's rank correlation between gt and score (ties get average ranks)."""
+    g, s, _ = _aligned(gt, score)
+    return float(_sp.spearmanr(g, s).statistic)
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values. Ties go to the earlier position so the answer is deterministic."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def top_k_overlap(gt, score, k: int) -> float:
+    """|top-k by gt  ∩  top-k by score| / k: the share of the truly best k configs the scores also put on top."""
+    g, s, _ = _aligned(gt, score)
+    if not 1 <= k <= len(g):
+        raise ValueError(f"k must be in 1..{len(g)}, got {k}")
+    return len(np.intersect1d(_top(g, k), _top(s, k))) / k
+
+
+def regret(gt, score) -> float:
+    """Ground truth of the best config minus ground truth of the config the scores pick (>= 0)."""
+    g, s, _ = _aligned(gt, score)
+    return float(g.max() - g[_top(s, 1)[0]])
+
+
+def _point_metrics(g: np.ndarray, s: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """The numeric metrics on already validated arrays; shared by the estimate and every bootstrap replicate."""
+    out = {"kendall_tau": float(_sp.kendalltau(g, s, variant="b").statistic),
+           "spearman": float(_sp.spearmanr(g, s).statistic)}
+    for k in ks:
+        out[f"top{k}"] = len(np.intersect1d(_top(g, k), _top(s, k))) / k if k <= len(g) else np.nan
+    out["regret"] = float(g.max() - g[_top(s, 1)[0]])
+    return out
+
+
+def ranking_metrics(gt, score, ks: Sequence[int] = DEFAULT_KS) -> dict:
+    """All point metrics, plus which config the scores pick (`pick`, `pick_gt`) and the true best (`best`)."""
+    g, s, labels = _aligned(gt, score)
+    picked, best = _top(s, 1)[0], _top(g, 1)[0]
+    return {**_point_metrics(g, s, ks), "n_configs": len(g),
+            "pick": labels[picked], "pick_gt": float(g[picked]), "best": labels[best], "best_gt": float(g[best])}
+
+
+def _percentile_ci(point: dict[str, float], replicates: list[dict[str, float]], level: float) -> pd.DataFrame:
+    """Rows = metrics; columns estimate, lo, hi (percentile interval of the replicates)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    reps = pd.DataFrame(replicates, columns=list(point))
+    tail = (1 - level) / 2
+    # A replicate can be undefined (e.g. tau when every drawn config is the same one): it is dropped.
+    lo = reps.apply(lambda col: np.nanquantile(col, tail) if col.notna().any() else np.nan)
+    hi = reps.apply(lambda col: np.nanquantile(col, 1 - tail) if col.notna().any() else np.nan)
+    return pd.DataFrame({"estimate": pd.Series(point), "lo": lo, "hi": hi}).rename_axis("metric")
+
+
+def bootstrap_ci(gt, score, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                 ks: Sequence[int] = DEFAULT_KS) -> pd.DataFrame:
+    """Percentile confidence intervals of every metric, resampling configs with replacement.
+
+    Answers "how much does the metric depend on which configs happen to be in the space". A config drawn
+    twice ties with itself in both rankings; tau-b and spearman discount such ties, and top-k counts each copy.
+    Returns a DataFrame indexed by metric with columns estimate, lo, hi; deterministic for a given seed.
+    """
+    g, s, _ = _aligned(gt, score)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(g), size=(n_boot, len(g)))
+    return _percentile_ci(_point_metrics(g, s, ks), [_point_metrics(g[i], s[i], ks) for i in draws], level)
+
+
+def seed_bootstrap_ci(gt_runs: pd.DataFrame, score_runs: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
+                      level: float = 0.95, ks: Sequence[int] = DEFAULT_KS,
+                      resample_configs: bool = True) -> pd.DataFrame:
+    """Percentile confidence intervals that also carry the seed-to-seed noise of both measurements.
+
+    gt_runs: one row per standalone training, columns `config`, `value`. Each config's runs are independent,
+        so every replicate resamples them within each config (any number of runs per config).
+    score_runs: one row per (search run, config), columns `config`, `run`, `value`. One search scores every
+        config, so a replicate resamples whole runs, keeping the correlation between configs of one run;
+        every run must score every config.
+    With `resample_configs`, configs are resampled on top (as in `bootstrap_ci`). The estimate is computed on
+    the per-config means. Returns the same shape as `bootstrap_ci`.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    grid = score_runs.pivot(index="config", columns="run", values="value")
+    configs = grid.index
+    if set(gt_runs["config"]) != set(configs) or grid.isna().any().any():
+        raise ValueError("gt_runs and score_runs must cover the same configs, and every run must score every config")
+    by_config = gt_runs.groupby("config")["value"]
+    n_runs = by_config.size().reindex(configs).to_numpy()
+    # Runs of config c sit in row c, left-aligned; the padding is never drawn.
+    padded = np.full((len(configs), n_runs.max()), np.nan)
+    for row, (_, values) in enumerate(by_config.apply(list).reindex(configs).items()):
+        padded[row, :len(values)] = values
+    scores = grid.to_numpy(dtype=float)
+    g, s, _ = _aligned(by_config.mean().reindex(configs).to_numpy(), scores.mean(axis=1))
+
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(configs))[:, None]
+    replicates = []
+    for _ in range(n_boot):
+        picks = (rng.random(padded.shape) * n_runs[:, None]).astype(int)  # uniform in 0..n_c-1 per row
+        gt_mean = padded[rows, picks].mean(axis=1)
+        score_mean = scores[:, rng.integers(0, scores.shape[1], scores.shape[1])].mean(axis=1)
+        cfg = rng.integers(0, len(configs), len(configs)) if resample_configs else rows[:, 0]
+        replicates.append(_point_metrics(gt_mean[cfg], score_mean[cfg], ks))
+    return _percentile_ci(_point_metrics(g, s, ks), replicates, level)
+
+
+def ranking_table(frame: pd.DataFrame, by: str = "models", gt: str = "gt_mean", score: str = "supernet_mean",
+                  label: str = "config", n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                  ks: Sequence[int] = DEFAULT_KS) -> pd.DataFrame:
+    """One row of metrics per group of a tidy frame (e.g. per number of SuperNets M).
+
+    Columns: `by`, n_configs, each metric with `<metric>_lo` / `<metric>_hi` (config bootstrap; left out when
+    n_boot is 0), pick / pick_gt (the config the scores choose and its ground truth), best / best_gt.
+    Every group's bootstrap uses the same seed, so groups over the same configs see the same resamples.
+    """
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        g, s = group.set_index(label)[gt], group.set_index(label)[score]
+        row = {by: key, **ranking_metrics(g, s, ks)}
+        if n_boot:
+            ci = bootstrap_ci(g, s, n_boot=n_boot, seed=seed, level=level, ks=ks)
+            row.update({f"{m}_{end}": ci.at[m, end] for m in ci.index for end in ("lo", "hi")})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    metrics = ["kendall_tau", "spearman", *(f"top{k}" for k in ks), "regret"]
+    ordered = [by, "n_configs"] + [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi") if c in table]
+    return table[ordered + ["pick", "pick_gt", "best", "best_gt"]]
+
+
+def trend_line(x, y, degree: int = 2, n_points: int = 100) -> dict:
+    """Least-squares polynomial of y on x (numpy.polyfit), as drawn through each cloud of Figure 3.
+
+    Returns coefficients (highest power first) and `n_points` evenly spaced (x, y) points of the fitted curve
+    over the range of x, ready to plot.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) <= degree or x.shape != y.shape:
+        raise ValueError(f"a degree-{degree} fit needs more than {degree} (x, y) pairs of equal length")
+    coefficients = np.polyfit(x, y, degree)
+    grid = np.linspace(x.min(), x.max(), n_points)
+    return {"coefficients": coefficients, "x": grid, "y": np.polyval(coefficients, grid)}

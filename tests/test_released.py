@@ -1,8 +1,6 @@
 """The released-format reader, the `rank` and `verify-released` commands, and the published-number files."""
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,9 +137,8 @@ def test_rank_bad_input_is_one_line_and_exit_2(tmp_path, capsys, kind):
     assert err.count("\n") == 1 and err.startswith("poolnas rank: error:"), err
 
 
-def test_rank_bad_option_through_the_real_entry_point(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "poolnas", "rank", str(tmp_path / "nope.csv")],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+def test_rank_missing_file_through_the_real_entry_point(tmp_path, run_cli):
+    proc = run_cli("rank", tmp_path / "nope.csv")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "no such file" in proc.stderr
 

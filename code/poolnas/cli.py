@@ -15,6 +15,8 @@ from poolnas.errors import UsageError
 # `poolnas space` does not pay for importing the training stack.
 COMMAND_MODULES = {
     "space": "poolnas.spaces",
+    "data": "poolnas.datasets",
+    "train": "poolnas.train",
     "rank": "poolnas.released",
     "verify-released": "poolnas.verify_released",
 }

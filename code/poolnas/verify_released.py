@@ -84,7 +84,8 @@ def _compare(key, section, claim, printed: str, ours: float, digits: int, tol: f
         ok, tolerance = _rounds_to(ours, printed), f"rounding to {_decimals(printed)} dp"
     else:
         ok, tolerance = abs(diff) <= tol, f"within ±{tol:g}"
-    return Check(key, section, claim, printed, f"{ours:.{digits}f}{context}", f"{diff:+.{digits}f}", tolerance,
+    shown = round(diff, digits) or 0.0  # `or 0.0`: float noise like -5e-15 prints +0.00, not -0.00
+    return Check(key, section, claim, printed, f"{ours:.{digits}f}{context}", f"{shown:+.{digits}f}", tolerance,
                  "agrees" if ok else "mismatch")
 
 
@@ -264,14 +265,15 @@ def render_markdown(checks: list[Check], source: Path, n_boot: int, seed: int) -
              "consistency checks, from other published numbers. A value agrees when, rounded half-up to the printed "
              "decimals, it equals the printed one; a Kendall tau agrees within ±0.01. Intervals: 95% percentile "
              "bootstrap over configs.", "", "### Summary", "",
-             "- Checks: " + ", ".join(f"{counts.get(s, 0)} {v.strip('*')}" for s, v in VERDICTS.items()) + "."]
+             f"- Checks: {counts.get('agrees', 0)} agree, {counts.get('mismatch', 0)} do not match, "
+             f"{counts.get('unchecked', 0)} not checkable with this file, {counts.get('note', 0)} notes."]
     for stat in ("mean", "std"):
         named = [c for c in checks if c.section in ("Table 1", "Table 2") and c.key.endswith(f".{stat}")]
         lines.append(f"- Named ResNet20 architectures of Tables 1-2: {sum(c.status == 'agrees' for c in named)} of "
                      f"{len(named)} printed {stat}s agree with the released ground truth of that config.")
     lines += ["", "### What does not match", ""]
     lines += [f"- {c.section}: {c.claim}: published {c.published}" + (f", recomputed {c.ours}" if c.ours else "")
-              + (f" (difference {c.difference}; {c.tolerance})" if c.difference else "")
+              + (f" (difference {c.difference}; agrees if {c.tolerance})" if c.difference else "")
               for c in checks if c.status == "mismatch"] or ["- nothing"]
     for section in dict.fromkeys(c.section for c in checks):
         lines += ["", f"### {section}", ""] + ([SECTION_NOTES[section], ""] if section in SECTION_NOTES else [])

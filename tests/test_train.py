@@ -1,0 +1,135 @@
+"""Standalone training: determinism, kill -9 and resume, NaN guard, atomic records, bad arguments."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from poolnas.profiles import PROFILE_DIR
+from poolnas.train import train_run
+
+TIMING = {"seconds", "train_seconds", "images_per_s", "provenance"}
+
+
+def comparable(record: dict) -> dict:
+    """A record without what depends on the clock or the machine."""
+    out = {k: v for k, v in record.items() if k not in TIMING}
+    out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in record["history"]]
+    return out
+
+
+@pytest.fixture
+def tiny_profile(tmp_path):
+    """The smoke profile shrunk further: 4 epochs on 256 images, so a run takes a few seconds."""
+    profile = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    profile["profile"] = "tiny"
+    profile["datasets"]["twoscale"].update(train=256, test=100)
+    profile["protocols"]["resnet20"].update(epochs=4, batch_size=64, milestones=[3], eval_every=2)
+
+    def write(**protocol):
+        profile["protocols"]["resnet20"].update(protocol)
+        path = tmp_path / "tiny.yaml"
+        path.write_text(yaml.safe_dump(profile))
+        return str(path)
+
+    return write
+
+
+def run(profile, out, data_dir, **kw):
+    return train_run(profile=profile, dataset="twoscale", backbone="resnet20", config=kw.pop("config", "4-3-3"),
+                     seed=kw.pop("seed", 0), out=out, data_dir=data_dir, threads=1, **kw)
+
+
+def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
+    profile = tiny_profile()
+    first = run(profile, tmp_path / "a.json", tmp_path / "data")
+    second = run(profile, tmp_path / "b.json", tmp_path / "data")
+    assert comparable(first) == comparable(second)
+    on_disk = json.loads((tmp_path / "a.json").read_text())
+    assert comparable(on_disk) == comparable(first)
+    for field in ["test_acc", "history", "train_seconds", "images_per_s", "params", "macs", "hparams", "options",
+                  "provenance", "seed", "config", "index", "code", "dataset", "backbone", "profile"]:
+        assert field in on_disk, field
+    assert on_disk["config"] == "[4,3,3]" and on_disk["index"] == 24 and on_disk["macs"] == 40813184
+    assert [h["epoch"] for h in on_disk["history"]] == [1, 2, 3, 4]
+    assert [h["test_acc"] is not None for h in on_disk["history"]] == [False, True, False, True]
+    assert on_disk["test_acc"] == on_disk["history"][-1]["test_acc"] and on_disk["test_images"] == 100
+    assert on_disk["options"]["bn"] == "released" and on_disk["hparams"]["lr"] == 0.1
+    assert {"git_commit", "torch_version", "device", "threads"} <= set(on_disk["provenance"])
+    # the milestone at epoch 3 divides the learning rate by 10
+    assert [h["lr"] for h in on_disk["history"]] == pytest.approx([0.1, 0.1, 0.1, 0.01])
+    # another seed is another run
+    other = run(profile, tmp_path / "c.json", tmp_path / "data", seed=1)
+    assert other["history"][0]["train_loss"] != first["history"][0]["train_loss"]
+    assert not (tmp_path / ".checkpoints" / "a.pt").exists()  # removed once the record is written
+
+
+def test_kill_9_then_restart_gives_the_uninterrupted_record(tiny_profile, tmp_path):
+    profile = tiny_profile(epochs=6, milestones=[4])
+    reference = run(profile, tmp_path / "ref.json", tmp_path / "data")
+    out, ckpt = tmp_path / "killed.json", tmp_path / "killed.pt"
+    cmd = [sys.executable, "-m", "poolnas", "train", "--profile", profile, "--dataset", "twoscale",
+           "--backbone", "resnet20", "--config", "4-3-3", "--seed", "0", "--out", str(out), "--threads", "1",
+           "--data-dir", str(tmp_path / "data"), "--checkpoint", str(ckpt)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # no partial record
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stderr
+    assert comparable(json.loads(out.read_text())) == comparable(reference)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_no_record(tiny_profile, tmp_path, run_cli):
+    profile = tiny_profile(lr=1e30)
+    out = tmp_path / "nan.json"
+    proc = run_cli("train", "--profile", profile, "--dataset", "twoscale", "--backbone", "resnet20", "--config",
+                   "[1,1,8]", "--seed", "3", "--out", out, "--data-dir", tmp_path / "data")
+    assert proc.returncode == 1
+    assert "[1,1,8] seed 3" in proc.stderr and "epoch 1" in proc.stderr and "nan" in proc.stderr.lower()
+    assert not out.exists()
+
+
+def test_record_write_is_atomic(tiny_profile, tmp_path, monkeypatch):
+    """A crash while the record is being written leaves no file at all (and the old one, if any, intact)."""
+    import poolnas.records as records
+
+    out = tmp_path / "r.json"
+    out.write_text('{"old": true}\n')
+
+    def crash(*args, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        run(tiny_profile(epochs=1), out, tmp_path / "data")
+    assert json.loads(out.read_text()) == {"old": True}
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+@pytest.mark.parametrize("change,fragment", [
+    (["--dataset", "imagenet"], "dataset 'imagenet' is not in profile"),
+    (["--backbone", "resnet34"], "unknown backbone 'resnet34'"),
+    (["--config", "[4,3,4]"], "sums to 11"),
+    (["--epochs", "-3"], "--epochs must be >= 1"),
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+])
+def test_bad_arguments_get_one_line_and_exit_2(run_cli, tmp_path, change, fragment):
+    args = {"--profile": "smoke", "--dataset": "twoscale", "--backbone": "resnet20", "--config": "4-3-3",
+            "--seed": "0", "--out": str(tmp_path / "x.json"), "--data-dir": str(tmp_path / "data")}
+    args.update(dict(zip(change[::2], change[1::2])))
+    proc = run_cli("train", *[x for kv in args.items() for x in kv])
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "data").exists()

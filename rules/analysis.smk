@@ -1,0 +1,92 @@
+# From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.aggregate,
+# poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/: they run on a fresh clone.
+
+CSVS = ["groundtruth", "search", "search_eval", "retrain", "ranking"]
+CSV_FILES = expand(f"{RESULTS}/{{name}}.csv", name=CSVS)
+PUBLISHED = "paper/published"
+TABLE_NAMES = ["table1", "table2", "table3", "table4"]
+FIGURE_NAMES = ["figure1", "figure3", "figure5", "accuracy_vs_macs", "ranking_vs_models", "groundtruth_spread"]
+TABLE_FORMATS = ["csv", "tex", "md"]
+
+
+rule aggregate:
+    input:
+        runs=groundtruth_records() + search_records(),
+        retrains=retrain_records,
+    output:
+        CSV_FILES,
+    log:
+        f"{LOGS}/aggregate.log",
+    params:
+        poolnas=POOLNAS,
+        results=lambda w, output: parent_of(output[0]),
+    localrule: True
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} aggregate --results {params.results} 2> {log}"
+
+
+rule table:
+    input:
+        csvs=CSV_FILES,
+        published=f"{PUBLISHED}/table1.csv",
+    output:
+        expand(f"{TABLES}/{{{{table}}}}.{{fmt}}", fmt=TABLE_FORMATS),
+    log:
+        f"{LOGS}/tables/{{table}}.log",
+    wildcard_constraints:
+        table="table[1-4]",
+    params:
+        poolnas=POOLNAS,
+        results=lambda w, input: parent_of(input.csvs[0]),
+        published=lambda w, input: parent_of(input.published),
+        tables=lambda w, output: parent_of(output[0]),
+    localrule: True
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} tables --results {params.results} --published {params.published} "
+        "--out {params.tables} --only {wildcards.table} 2> {log}"
+
+
+rule figure:
+    input:
+        csvs=CSV_FILES,
+    output:
+        pdf=f"{FIGURES}/{{figure}}.pdf",
+        png=report(f"{FIGURES}/{{figure}}.png", caption="captions/{figure}.rst", category="Figures"),
+    log:
+        f"{LOGS}/figures/{{figure}}.log",
+    wildcard_constraints:
+        figure="|".join(FIGURE_NAMES + ["figure4"]),
+    params:
+        poolnas=POOLNAS,
+        results=lambda w, input: parent_of(input.csvs[0]),
+        figures=lambda w, output: parent_of(output.pdf),
+    localrule: True
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} figures --results {params.results} --out {params.figures} --only {wildcards.figure} "
+        "2> {log}"
+
+
+rule verification:
+    input:
+        csvs=CSV_FILES,
+        published=f"{PUBLISHED}/table1.csv",
+    output:
+        report(f"paper/verification/{P}.md", category="Verification"),
+    log:
+        f"{LOGS}/verify.log",
+    params:
+        poolnas=POOLNAS,
+        results=lambda w, input: parent_of(input.csvs[0]),
+        published=lambda w, input: parent_of(input.published),
+    localrule: True
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} verify --results {params.results} --published {params.published} --out {output} "
+        "2> {log}"

@@ -1,0 +1,113 @@
+# Shared by all the .smk files: the validated profile, the path scheme, and the lists of runs it implies.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from poolnas import profiles
+from poolnas.errors import UsageError
+from poolnas.models import count_macs
+from poolnas.spaces import get_space
+
+validate(config, "../config/schema.yaml")
+try:  # a bad profile name or value stops here, before any job starts, with one line
+    PROFILE = profiles.load(config["profile"])
+except UsageError as err:
+    raise WorkflowError(f"config profile={config['profile']}: {err}") from None
+
+P = PROFILE["profile"]
+PROFILE_ARG = config["profile"]
+POOLNAS = f"{sys.executable} -m poolnas"  # the interpreter running Snakemake has the package
+RESULTS = f"results/{P}"
+RUNS = f"{RESULTS}/runs"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+FIGURES = f"figures/{P}"
+TABLES = f"paper/tables/{P}"
+DATA = config["data_dir"]
+CKPT = f"{config['checkpoint_dir']}/{P}"
+# Each training/search job asks for one GPU unless the profile pins the CPU. Locally the GPU count caps how
+# many run at once (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU (poolnas.train).
+GPU_PER_JOB = 0 if PROFILE["device"] == "cpu" else 1
+if "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", __import__("torch").cuda.device_count())
+
+TRAIN_RECORD = f"{RUNS}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.json"
+SEARCH_RECORD = f"{RUNS}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.json"
+
+
+def train_record(dataset, backbone, config, seed):
+    return TRAIN_RECORD.format(dataset=dataset, backbone=backbone, config=config.slug, seed=seed)
+
+
+def search_names(study):
+    """Search directory names: mixture-M<models> and random-K<configs>."""
+    spec = study["search"]
+    return [f"mixture-M{m}" for m in spec.get("mixture", [])] + (
+        [f"random-K{spec['random']}"] if spec.get("random") else [])
+
+
+def groundtruth_records():
+    return [train_record(s["dataset"], s["backbone"], c, seed)
+            for s in PROFILE["studies"] for c in profiles.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"]]
+
+
+def search_records():
+    return [SEARCH_RECORD.format(dataset=s["dataset"], backbone=s["backbone"], search=name, seed=seed)
+            for s in PROFILE["studies"] for name in search_names(s) for seed in s["search"]["seeds"]]
+
+
+def retrain_records(wildcards):
+    """The standalone runs of every config a search picked: known only once the searches have run."""
+    out = []
+    for s in PROFILE["studies"]:
+        space = get_space(s["backbone"])
+        for name in search_names(s):
+            for seed in s["search"]["seeds"]:
+                record = checkpoints.search_run.get(dataset=s["dataset"], backbone=s["backbone"], search=name,
+                                                seed=seed).output.record
+                picked = space.parse(json.loads(Path(record).read_text())["selected"]["config"])
+                out += [train_record(s["dataset"], s["backbone"], picked, r) for r in s["retrain"]["seeds"]]
+    return sorted(set(out))
+
+
+def data_dir_of(stamp):
+    """The data directory from a preparation stamp, DATA/prepared/PROFILE/DATASET.txt."""
+    return str(Path(stamp).parents[2])
+
+
+def parent_of(path):
+    return str(Path(path).parent)
+
+
+def relative_cost(backbone, config_slug):
+    """Forward MACs of a config relative to its space's default: scales each job's runtime estimate."""
+    space = get_space(backbone)
+    return count_macs(backbone, space.parse(config_slug)) / count_macs(backbone, space.default)
+
+
+# Minutes per epoch of the default config on one V100-class GPU (CIFAR-sized data), with a 2x margin.
+MINUTES_PER_EPOCH = {"resnet20": 0.5, "resnet18": 2.0, "resnet50": 6.0}
+FOOD101_FACTOR = 20  # 75k images at 224 pixels against 50k at 32
+
+
+def runtime_minutes(backbone, dataset, epochs, config_slug=None):
+    """A generous wall-time estimate for cluster schedulers; a search costs about 4 standalone runs."""
+    scale = relative_cost(backbone, config_slug) if config_slug else 4.0
+    scale *= FOOD101_FACTOR if dataset == "food101" else 1
+    return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
+
+
+def prepared(wildcards):
+    # ancient(): preparing a dataset later never makes cached runs look stale.
+    return ancient(f"{DATA}/prepared/{P}/{wildcards.dataset}.txt")
+
+
+def table_files(name):
+    return expand(f"{TABLES}/{{table}}.{{fmt}}", table=name, fmt=TABLE_FORMATS)
+
+
+def figure_files(name):
+    return expand(f"{FIGURES}/{{figure}}.{{ext}}", figure=name, ext=["pdf", "png"])

@@ -1,0 +1,35 @@
+# SuperNet searches (mixture-M<models>) and random search at equal cost (random-K<configs>) (poolnas.search).
+# A checkpoint: which configs get retrained is known only once a search has picked one.
+
+
+checkpoint search_run:
+    input:
+        prepared,
+    output:
+        record=SEARCH_RECORD,
+    log:
+        f"{LOGS}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        search=r"(mixture-M|random-K)\d+",
+        seed=r"\d+",
+    params:
+        poolnas=POOLNAS,
+        data=lambda w, input: data_dir_of(input[0]),
+        profile=PROFILE_ARG,
+        method=lambda w: w.search.split("-")[0],
+        size=lambda w: ("--models " if w.search.startswith("mixture") else "--configs ") + w.search.split("-")[1][1:],
+        checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
+    threads: PROFILE["threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=lambda w: 6000 if w.backbone == "resnet20" else 24000,
+        runtime=lambda w: runtime_minutes(w.backbone, w.dataset,
+                                          profiles.search_settings(PROFILE, w.backbone, w.dataset)["epochs"]),
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} search --method {params.method} {params.size} --profile {params.profile} "
+        "--dataset {wildcards.dataset} --backbone {wildcards.backbone} --seed {wildcards.seed} "
+        "--out {output.record} --data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"

@@ -1,0 +1,32 @@
+# Standalone training of one config with one seed: ground truth and retraining (poolnas.train).
+
+
+rule train:
+    input:
+        prepared,
+    output:
+        record=TRAIN_RECORD,
+    log:
+        f"{LOGS}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.tsv"
+    wildcard_constraints:
+        config=r"\d+(-\d+)+",
+        seed=r"\d+",
+    params:
+        poolnas=POOLNAS,
+        data=lambda w, input: data_dir_of(input[0]),
+        profile=PROFILE_ARG,
+        checkpoint=lambda w: f"{CKPT}/train/{w.dataset}/{w.backbone}/{w.config}/seed{w.seed}.pt",
+    threads: PROFILE["threads"]
+    resources:
+        gpu=GPU_PER_JOB,
+        mem_mb=lambda w: 4000 if w.backbone == "resnet20" else 16000,
+        runtime=lambda w: runtime_minutes(w.backbone, w.dataset,
+                                          profiles.protocol(PROFILE, w.backbone, w.dataset)["epochs"], w.config),
+    conda:
+        "../environment.yml"
+    shell:
+        "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
+        "--config {wildcards.config} --seed {wildcards.seed} --out {output.record} --data-dir {params.data} "
+        "--checkpoint {params.checkpoint} --threads {threads} 2> {log}"

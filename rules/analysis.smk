@@ -1,7 +1,7 @@
 # From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.aggregate,
 # poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/: they run on a fresh clone.
 
-CSVS = ["groundtruth", "search", "search_eval", "retrain", "ranking"]
+CSVS = ["groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking"]
 CSV_FILES = expand(f"{RESULTS}/{{name}}.csv", name=CSVS)
 PUBLISHED = "paper/published"
 TABLE_NAMES = ["table1", "table2", "table3", "table4"]
@@ -53,6 +53,7 @@ rule table:
 rule figure:
     input:
         csvs=CSV_FILES,
+        searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
     output:
         pdf=f"{FIGURES}/{{figure}}.pdf",
         png=report(f"{FIGURES}/{{figure}}.png", caption="captions/{figure}.rst", category="Figures"),

@@ -1,0 +1,314 @@
+"""`verify`: the paper, claim by claim, against our results; and the released-data section.
+
+Part 1 compares every published number we can recompute on our runs (ours, published, difference, the stated
+tolerance, a verdict). Part 2 judges each qualitative claim with a statistical test (poolnas.claims). Part 3 is
+the report of poolnas.verify_released on the authors' released per-config file. Every number is computed from
+results/<profile>/*.csv and paper/published/*.csv; nothing is typed. A number or claim whose runs do not exist is
+"not verifiable", never counted as reproduced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from poolnas import claims as C
+from poolnas.aggregate import load, study_dataset
+from poolnas.errors import UsageError
+from poolnas.records import atomic_write_text
+from poolnas.spaces import SPACES
+from poolnas.tables import ROWS, Study, half_up
+from poolnas.verify_released import read_published
+
+ACC_TOL = 0.5     # accuracy points: |ours - published| within this reproduces a published accuracy or gap
+COST_FACTOR = 2.0  # a cost ratio reproduces within this factor
+PAPER_DATA = {"resnet20": "cifar10"}
+
+
+@dataclass
+class Number:
+    key: str
+    section: str
+    claim: str
+    published: str
+    ours: str = ""
+    difference: str = ""
+    tolerance: str = ""
+    verdict: str = C.MISSING
+
+
+def _acc(key, section, claim, printed: str, res: dict, tol: float = ACC_TOL) -> Number:
+    """An accuracy-like published value against one of our Study results (mean, std, n, status)."""
+    if res.get("status") not in ("ok", "partial") or pd.isna(res.get("mean", np.nan)):
+        return Number(key, section, claim, printed, res.get("status", "not run"), tolerance=f"±{tol:g} points")
+    diff = res["mean"] - float(printed)
+    spread = f" ± {half_up(res['std'])}" if pd.notna(res.get("std", np.nan)) else ""
+    arch = f" {res['architecture']}" if res.get("architecture") else ""
+    return Number(key, section, claim, printed, f"{half_up(res['mean'])}{spread} (n={res.get('n', '?')}){arch}",
+                  half_up(diff, sign=True), f"±{tol:g} points", C.REPRODUCES if abs(diff) <= tol else C.FAILS)
+
+
+def _arch(key, section, claim, printed: str, res: dict) -> Number | None:
+    if not printed:  # drawn only (DARTS, Figure 4): no printed architecture to compare
+        return None
+    if res.get("status", "not run") == "not run":
+        return Number(key, section, claim, printed, "not run", tolerance="same config")
+    found = res.get("architecture", "")
+    return Number(key, section, claim, printed, found, tolerance="same config",
+                  verdict=C.REPRODUCES if found == printed else C.FAILS)
+
+
+def number_checks(frames: dict, pub: dict, dataset: str | None) -> list[Number]:
+    out = []
+    study = Study(frames, dataset, "resnet20")
+    ranking = frames["ranking"][(frames["ranking"].dataset == dataset) & (frames["ranking"].method == "mixture")
+                                & frames["ranking"].search_seed.isna()].set_index("models")
+    for row in pub["figure3"].itertuples():
+        m, claim = int(row.models), f"Kendall tau-b of the M={row.models} SuperNet score vs ground truth"
+        if m not in ranking.index:
+            out.append(Number(f"figure3.tau.M{m}", "Figure 3", claim, row.kendall_tau, "not run",
+                              tolerance=f"inside our 95% CI (of width <= {C.WIDE:g})"))
+            continue
+        r = ranking.loc[m]
+        lo, hi = (r.kendall_tau_seed_lo, r.kendall_tau_seed_hi) if pd.notna(r.kendall_tau_seed_lo) else \
+            (r.kendall_tau_lo, r.kendall_tau_hi)
+        inside = pd.notna(lo) and lo <= float(row.kendall_tau) <= hi
+        verdict = C.UNCLEAR if pd.isna(lo) or hi - lo > C.WIDE else C.REPRODUCES if inside else C.FAILS
+        out.append(Number(f"figure3.tau.M{m}", "Figure 3", claim + f" ({int(r.n_configs)} configs)", row.kendall_tau,
+                          f"{r.kendall_tau:.3f} [{lo:.3f}, {hi:.3f}]", f"{r.kendall_tau - float(row.kendall_tau):+.3f}",
+                          f"inside our 95% CI (of width <= {C.WIDE:g})", verdict))
+    gt = study.gt.groupby("config").test_acc
+    shared = frames["search_eval"]
+    shared = shared[(shared.dataset == dataset) & (shared.method == "mixture") & (shared.models == 1) & shared.assigned]
+    for row in pub["figure1"].itertuples():
+        if row.setting == "standalone":
+            values = study.gt[study.gt.config == row.config].test_acc
+        else:
+            values = shared[shared.config == row.config].score
+        res = {"status": "ok" if len(values) else "not run", "mean": values.mean(),
+               "std": values.std(ddof=1) if len(values) > 1 else np.nan, "n": len(values)}
+        what = "standalone test accuracy" if row.setting == "standalone" else "accuracy inside one SuperNet (M=1)"
+        out.append(_acc(f"figure1.{row.setting}.{row.config}", "Figure 1", f"{row.config} {what}", row.acc, res))
+    for name in ("table1", "table2"):
+        for row in pub[name].itertuples():
+            label = row.method + ("/19683" if name == "table1" and row.method == "SPOS not shared"
+                                  and row.paths == "19683" else "")
+            res, section = study.row(ROWS[label]), name.replace("table", "Table ")
+            tag = f"{row.method}" + (f" ({row.paths} paths)" if name == "table1" and row.paths != "1" else "")
+            out.append(_acc(f"{name}.{label}.acc", section, f"{tag}: accuracy of its architecture", row.acc_mean, res))
+            out.append(_arch(f"{name}.{label}.arch", section, f"{tag}: architecture", row.architecture, res))
+    out = [x for x in out if x is not None]
+    t2 = pub["table2"].set_index("method")
+    best, mix = study.row(ROWS["Best conf. (Bruteforce)"]), study.row(ROWS["Balanced Mixtures"])
+    printed = half_up(float(t2.at["Best conf. (Bruteforce)", "acc_mean"])
+                      - float(t2.at["Balanced Mixtures", "acc_mean"]))
+    both = best.get("status") == "ok" and mix.get("status") == "ok"
+    out.append(_acc("table2.regret", "Table 2", "Balanced Mixtures' shortfall from the best config (points)", printed,
+                    {"status": "ok", "mean": best["mean"] - mix["mean"], "n": mix.get("n")} if both else
+                    {"status": "not run"}))
+    for row in pub["table3"][pub["table3"].source == "paper"].itertuples():
+        s = Study(frames, row.dataset, row.backbone)
+        base, improved = s.row(("default",)), s.row(ROWS["Balanced Mixtures"])
+        tag = f"{row.dataset}/{row.backbone}"
+        out.append(_acc(f"table3.{tag}.baseline", "Table 3", f"{tag}: default config", row.baseline_mean, base))
+        out.append(_acc(f"table3.{tag}.improved", "Table 3", f"{tag}: M=4 pick retrained", row.improved_mean, improved))
+        ok = base.get("status") == improved.get("status") == "ok"
+        out.append(_acc(f"table3.{tag}.gap", "Table 3", f"{tag}: gap", row.gap,
+                        {"status": "ok", "mean": improved["mean"] - base["mean"], "n": improved["n"]} if ok
+                        else {"status": "not run"}))
+    s4 = Study(frames, "food101", "resnet50")
+    for row in pub["table4"].itertuples():
+        spec = ("default",) if row.method == "Default" else ("search", "mixture", int(row.models))
+        tag = row.method + (f" M={row.models}" if row.models else "")
+        res = s4.row(spec)
+        out.append(_acc(f"table4.{tag}.acc", "Table 4", f"{tag}: accuracy", row.acc_mean, res))
+        out.append(_arch(f"table4.{tag}.arch", "Table 4", f"{tag}: architecture", row.architecture, res))
+    out = [x for x in out if x is not None] + cost_checks(study, pub["compute"])
+    return out
+
+
+def cost_checks(study: Study, compute: pd.DataFrame) -> list[Number]:
+    """Published GPU-hour ratios to one default training against the same ratio of our wall-clock hours."""
+    c = compute[(compute.dataset == "cifar10") & (compute.backbone == "resnet20")].set_index("method").gpu_hours
+    default, out = study.row(("default",)), []
+    for method, spec in (("Balanced Mixtures", ROWS["Balanced Mixtures"]), ("SPOS", ROWS["SPOS"]),
+                         ("Best conf. (Bruteforce)", ("bruteforce",))):
+        printed = f"{float(c[method]) / float(c['Default']):.1f}"
+        claim = f"cost of {method} / one default training (GPU-h ratio)"
+        res = study.row(spec)
+        if pd.isna(res.get("cost_hours", np.nan)) or pd.isna(default.get("cost_hours", np.nan)):
+            out.append(Number(f"cost.{method}", "Compute", claim, printed, "not run",
+                              tolerance=f"within x{COST_FACTOR:g}"))
+            continue
+        ratio = res["cost_hours"] / default["cost_hours"]
+        ok = 1 / COST_FACTOR <= ratio / float(printed) <= COST_FACTOR
+        out.append(Number(f"cost.{method}", "Compute", claim, printed, f"{ratio:.1f}", f"x{ratio / float(printed):.2f}",
+                          f"within x{COST_FACTOR:g}", C.REPRODUCES if ok else C.FAILS))
+    return out
+
+
+def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int) -> list[C.Judgement]:
+    ev = C.Evidence(frames, dataset, n_boot=n_boot, seed=seed)
+    default = SPACES["resnet20"].default.name
+    defaults = ev.runs.get(default)
+    spos = ev.retrained(1)
+    out = [C.pooling_matters(ev), C.default_not_optimal(ev, default), C.late_beats_early(ev),
+           C.sharing_hurts_late_more(ev), C.single_supernet_ranks_badly(ev)]
+    out += [C.mixture_ranks_better(ev, m) for m in sorted(set(ev.models()) - {1} | {2, 4, 8})]
+    out += [C.picks_better(ev, 4, "default config", defaults, "Tables 1-2 (91.55 vs 90.52)"),
+            C.picks_better(ev, 4, "single SuperNet's (M=1) pick", spos if len(spos) else None,
+                           "Table 1 (91.55 vs 90.61)"),
+            C.assignments_sharpen(ev), C.models_balanced(ev)]
+    return out
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ") or "-"
+
+
+def _context(frames: dict, dataset: str | None) -> tuple[list[str], list[str]]:
+    """What our runs are (summary lines) and why their numbers may differ from the paper's (reasons)."""
+    gt = frames["groundtruth"][frames["groundtruth"].dataset == dataset]
+    search = frames["search"][frames["search"].dataset == dataset]
+    if gt.empty and search.empty:
+        return ["- No ResNet20 runs in these results: every number and claim below is not verifiable."], []
+    profile = ", ".join(sorted(set(gt.profile.dropna()) | set(search.profile.dropna())))
+    per = gt.groupby("config").size()
+    seeds = "no" if per.empty else f"{per.min()}" if per.min() == per.max() else f"{per.min()}-{per.max()}"
+    epochs = sorted(gt.epochs.unique())
+    summary = [f"- Our runs: profile `{profile}`, dataset `{dataset}` (the paper: `{PAPER_DATA['resnet20']}`), "
+               f"ResNet20: {len(per)} of 36 configs trained standalone ({seeds} seeds each, "
+               f"{', '.join(map(str, epochs))} epochs), "
+               + (", ".join(f"{n} x {name}" for name, n in search.groupby("search").size().items()) or "no searches")
+               + "."]
+    reasons = []
+    if dataset != PAPER_DATA["resnet20"]:
+        reasons.append(f"- `{dataset}` is not CIFAR10: absolute accuracies cannot match the paper's, and the paper's "
+                       "ranking numbers (tau, gaps, picks) describe a different problem. The claims test whether the "
+                       "*direction* of each finding holds on our data, not its size.")
+    if epochs and max(epochs) < 200:
+        reasons.append(f"- Standalone training ran {', '.join(map(str, epochs))} epochs (the paper's protocol points "
+                       "to 200): short schedules leave configs less separated and seeds noisier.")
+    search_epochs = sorted(search.epochs_run.dropna().unique())
+    if search_epochs and max(search_epochs) < 101:
+        reasons.append(f"- Searches ran {', '.join(map(str, search_epochs))} epochs (the release: 101), so the "
+                       "SuperNets and the assignment P(m|c) had less time to settle.")
+    if len(per) < 36:
+        reasons.append(f"- Only {len(per)} configs have a ground truth: rankings, the best config and regrets are "
+                       "over those configs only.")
+    if len(per) and per.max() < 6:
+        reasons.append(f"- {seeds} seeds per config (the released means are consistent with up to 6): small "
+                       "differences between configs may be within seed noise.")
+    reasons += ["- Our SuperNet accuracy of a config inside one SuperNet (Figure 1, \"combination\") is the M=1 "
+                "search's accuracy on the search-validation half; the paper's protocol for that number is unknown.",
+                "- The selection rule after a search is our documented choice (decisions.md); the paper's is unknown.",
+                "- Costs are wall-clock hours on our machine, not V100 GPU-hours: only ratios are compared."]
+    return summary, reasons
+
+
+def render(numbers: list[Number], judged: list[C.Judgement], context: tuple[list[str], list[str]], released: str,
+           command: str, thresholds: str) -> str:
+    count = lambda xs, attr: pd.Series([getattr(x, attr) for x in xs], dtype=object).value_counts()  # noqa: E731
+    n, j = count(numbers, "verdict"), count(judged, "verdict")
+    tally = lambda c: ", ".join(f"{v} {c.get(v, 0)}" for v in C.VERDICTS)  # noqa: E731
+    lines = ["# The paper's claims on our results", "", f"Generated by `{command}` from the aggregated results and "
+             "`paper/published/`; every number below is computed, none is typed. " + thresholds, "",
+             "## Summary", "", *context[0],
+             f"- Claims ({len(judged)}): {tally(j)}.", f"- Published numbers ({len(numbers)}): {tally(n)}.",
+             "", "### What does not reproduce", ""]
+    fails = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.FAILS]
+    differ = [f"  - {x.section}: {x.claim}: published {x.published}, ours {x.ours}" for x in numbers
+              if x.verdict == C.FAILS]
+    if differ:
+        fails += [f"- {len(differ)} published numbers differ from ours beyond the tolerance:", *differ]
+    lines += fails or ["- nothing among what could be checked"]
+    lines += ["", "### Not verifiable with these results", ""]
+    missing = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.MISSING]
+    skipped = [x for x in numbers if x.verdict == C.MISSING]
+    for section in dict.fromkeys(x.section for x in skipped):
+        these = [x for x in skipped if x.section == section]
+        missing.append(f"- {section}: {len(these)} published number{'s' if len(these) > 1 else ''} ("
+                       + "; ".join(x.claim for x in these) + ")")
+    lines += missing or ["- nothing"]
+    unclear = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.UNCLEAR]
+    unclear += [f"- {x.section}: {x.claim}: published {x.published}, ours {x.ours}" for x in numbers
+                if x.verdict == C.UNCLEAR]
+    if unclear:
+        lines += ["", f"### Inconclusive (95% interval wider than {C.WIDE:g}: too few configs or runs)", "", *unclear]
+    if context[1]:
+        lines += ["", "### Why our numbers may differ from the paper's", "", *context[1]]
+    lines += ["", "## The paper's claims, judged on our results", "",
+              "| Claim | Paper | Test | Evidence | Verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {_cell(x.claim)} | {_cell(x.source)} | {_cell(x.test)} | {_cell(x.evidence)} | **{x.verdict}** |"
+              for x in judged]
+    lines += ["", "## Published numbers against ours", ""]
+    for section in dict.fromkeys(x.section for x in numbers):
+        lines += [f"### {section}", "", "| Number | Published | Ours | Difference | Agrees if | Verdict |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {_cell(x.claim)} | {_cell(x.published)} | {_cell(x.ours)} | {_cell(x.difference)} | "
+                  f"{_cell(x.tolerance)} | {x.verdict} |" for x in numbers if x.section == section]
+        lines.append("")
+    return "\n".join(lines + [released]).rstrip("\n") + "\n"
+
+
+def released_section(path: str | None, published: str, n_boot: int, seed: int) -> str:
+    """The verify_released report on the authors' per-config file (reused, not re-implemented)."""
+    if not path or not Path(path).is_file():
+        return ("## Published numbers vs the authors' released per-configuration data\n\nNot verifiable here: the "
+                f"released file was not found ({path or 'no --released given'}).\n")
+    from poolnas.released import read_released
+    from poolnas.verify_released import render_markdown, verify
+
+    return render_markdown(verify(read_released(path), read_published(published), n_boot, seed), Path(path),
+                           n_boot, seed)
+
+
+def write_report(results, published, out, released=None, n_boot=2000, seed=0, dataset=None) -> str:
+    frames = load(results)
+    pub = read_published(published)
+    dataset = dataset or study_dataset(frames, "resnet20", PAPER_DATA["resnet20"])
+    numbers = number_checks(frames, pub, dataset)
+    judged = claim_checks(frames, dataset, n_boot, seed)
+    command = (f"python -m poolnas verify --results {results} --published {published} --out {out}"
+               + (f" --released {released}" if released else "") + f" --bootstrap {n_boot} --seed {seed}")
+    thresholds = (f"Tolerances: an accuracy or gap agrees within ±{ACC_TOL:g} points; a Kendall tau when the "
+                  f"published value lies inside our 95% bootstrap interval (inconclusive when that interval is wider "
+                  f"than {C.WIDE:g}); a cost ratio within a factor {COST_FACTOR:g}. Tests: alpha = {C.ALPHA}; "
+                  f"percentile bootstrap, {n_boot} resamples, seed {seed}. Verdicts: reproduces / does not "
+                  "reproduce / inconclusive / not verifiable (the runs it needs do not exist).")
+    text = render(numbers, judged, _context(frames, dataset), released_section(released, published, n_boot, seed),
+                  command, thresholds)
+    if out:
+        atomic_write_text(out, text)
+    return text
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="check the paper's numbers and claims on our results; write a Markdown report",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
+    p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
+    p.add_argument("--out", default=None, help="Markdown report to write (atomically); stdout when omitted")
+    p.add_argument("--released", default="../shared/reference/released_resnet20_per_config.csv",
+                   help="the authors' released per-config CSV, for the released-data section")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
+    p.set_defaults(func=_cli_verify)
+
+
+def _cli_verify(args) -> int:
+    if args.bootstrap < 1:
+        raise UsageError(f"--bootstrap must be >= 1, got {args.bootstrap}")
+    text = write_report(args.results, args.published, args.out, args.released, args.bootstrap, args.seed, args.dataset)
+    if not args.out:
+        print(text, end="")
+    else:
+        print(args.out)
+    return 0

@@ -1,0 +1,65 @@
+"""`figures`: every figure as non-empty PDF and PNG, byte-stable, and no drawing without data."""
+
+from pathlib import Path
+
+import pytest
+
+from poolnas import aggregate, figures
+from poolnas.cli import main
+from test_aggregate import make_results
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "paper" / "published"
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("f")
+    results = make_results(root / "synthetic", configs=[1, 9, 13, 24, 29, 32, 34, 36], gt_seeds=(0, 1, 2),
+                           models=(1, 2, 4), search_seeds=(0, 1), random_k=3, darts=True)
+    aggregate.write(results, aggregate.collect(results, n_boot=50))
+    done = figures.make_figures(results, root / "figs", published=PUBLISHED)
+    return results, root / "figs", done
+
+
+def test_every_figure_is_a_nonempty_pdf_and_png(drawn):
+    _, out, done = drawn
+    assert set(done) == set(figures.NAMES)
+    for name in figures.NAMES:
+        assert isinstance(done[name], list), f"{name} skipped: {done[name]}"
+        pdf, png = (out / f"{name}.pdf").read_bytes(), (out / f"{name}.png").read_bytes()
+        assert pdf.startswith(b"%PDF") and len(pdf) > 2000, name
+        assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+        assert b"CreationDate" not in pdf and b"Software" not in png[:200]
+        assert not (out / f"{name}.txt").exists()
+
+
+def test_redrawing_gives_the_same_bytes(drawn, tmp_path):
+    results, out, _ = drawn
+    figures.make_figures(results, tmp_path, only=["figure3", "groundtruth_spread"], published=PUBLISHED)
+    for name in ("figure3.pdf", "figure3.png", "groundtruth_spread.pdf", "groundtruth_spread.png"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_missing_data_skips_with_a_note_and_never_draws(tmp_path, capsys):
+    results = make_results(tmp_path / "partial", configs=[1, 24, 36], gt_seeds=(0, 1), models=(1,),
+                           search_seeds=(0,), random_k=None)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    out = tmp_path / "figs"
+    (out).mkdir()
+    (out / "figure4.pdf").write_bytes(b"stale")
+    assert main(["figures", "--results", str(results), "--out", str(out), "--only", "figure4", "--only", "figure5",
+                 "--only", "figure1"]) == 0
+    printed = capsys.readouterr().out
+    assert "figure4: skipped (no DARTS search records" in printed and "figure5: skipped" in printed
+    assert not (out / "figure4.pdf").exists() and not (out / "figure5.png").exists()
+    assert "not drawn" in (out / "figure4.txt").read_text()
+    assert (out / "figure1.pdf").stat().st_size > 2000  # [8,1,1] stands in for the missing [6,2,2]
+
+
+def test_empty_results_draw_nothing(tmp_path):
+    results = tmp_path / "empty"
+    (results / "runs").mkdir(parents=True)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    done = figures.make_figures(results, tmp_path / "figs")
+    assert all(isinstance(v, str) for v in done.values())
+    assert not list((tmp_path / "figs").glob("*.p*"))

@@ -1,0 +1,128 @@
+"""`tables`: the paper's rows, ours beside them, "not run" where runs are missing, half-up rounding."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from poolnas import aggregate, tables
+from poolnas.cli import main
+from poolnas.verify_released import read_published
+from test_aggregate import make_results
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "paper" / "published"
+
+
+@pytest.fixture(scope="module")
+def pub():
+    return read_published(PUBLISHED)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    results = make_results(tmp_path_factory.mktemp("t") / "synthetic", gt_seeds=(0, 1, 2), models=(1, 4),
+                           search_seeds=(0, 1), random_k=3)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    return results
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory):
+    results = tmp_path_factory.mktemp("e") / "empty"
+    (results / "runs").mkdir(parents=True)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    return results
+
+
+@pytest.mark.parametrize("value, text", [(90.525, "90.53"), (90.515, "90.52"), (90.5149, "90.51"), (0.005, "0.01"),
+                                         (2.675, "2.68"), (-0.004, "0.00"), (-1.005, "-1.01"), (91, "91.00")])
+def test_half_up_rounds_like_the_paper(value, text):
+    assert tables.half_up(value) == text
+
+
+def test_half_up_signs_and_missing():
+    assert tables.half_up(1.0, sign=True) == "+1.00" and tables.half_up(-0.001, sign=True) == "+0.00"
+    assert tables.half_up(None) == "" and tables.half_up(float("nan")) == ""
+
+
+def test_tables_keep_the_papers_rows_in_order(synthetic, pub):
+    frames = aggregate.load(synthetic)
+    for name in tables.NAMES:
+        table = tables.build(name, frames, pub)
+        published = pub[name]
+        assert list(table.method[:len(published)]) == list(published.method), name
+        if name != "table3":
+            assert list(table.paper_mean[:len(published)]) == list(published.acc_mean)
+    t2 = tables.build("table2", frames, pub)
+    assert list(t2.method[len(pub["table2"]):]) == [label for label, _ in tables.EXTRA_TABLE2]
+
+
+def test_our_numbers_come_from_the_runs(synthetic, pub):
+    frames = aggregate.load(synthetic)
+    gt = frames["groundtruth"]
+    t1 = tables.build("table1", frames, pub).set_index("method")
+    default = gt[gt.config == "[4,3,3]"].test_acc
+    row = t1.loc["Default"]
+    assert row.ours_acc == tables.half_up(default.mean()) and row.ours_std == tables.half_up(default.std())
+    assert row.n_runs == 3 and row.status == "ok"
+    assert row.difference == tables.half_up(default.mean() - 90.52, sign=True)
+    mix = t1.loc["Balanced Mixtures"]
+    picks = frames["search"].query("search == 'mixture-M4'").selected_config
+    assert set(mix.ours_architecture.split(", ")) >= {p for p in picks if p in mix.ours_architecture}
+    retrain = frames["retrain"].query("search == 'mixture-M4'").test_acc
+    assert mix.ours_acc == tables.half_up(retrain.mean()) and mix.n_runs == len(retrain)
+    best = tables.build("table2", frames, pub).set_index("method").loc["Best conf. (Bruteforce)"]
+    means = gt.groupby("config").test_acc.mean()
+    assert best.status == "ok" and best.ours_architecture == means.idxmax()
+    assert best.ours_acc == tables.half_up(means.max())
+
+
+def test_a_partial_ground_truth_and_an_untrained_pick_are_labelled(tmp_path, pub):
+    results = make_results(tmp_path / "p", configs=[1, 24, 36], gt_seeds=(0, 1), models=(4,), search_seeds=(0,),
+                           random_k=None)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    t2 = tables.build("table2", aggregate.load(results), pub).set_index("method")
+    best = t2.loc["Best conf. (Bruteforce)"]
+    assert best.status == "partial" and "3 of 36" in best.note
+    mix = t2.loc["Balanced Mixtures"]  # the M=4 pick is not among the 3 trained configs
+    assert mix.status == "retraining not run" and mix.ours_acc == "retraining not run" and mix.n_runs == 0
+    assert mix.ours_architecture.startswith("[") and mix.cost_steps > 0
+
+
+def test_missing_runs_say_not_run_never_a_number(synthetic, empty, pub):
+    frames = aggregate.load(synthetic)
+    t1 = tables.build("table1", frames, pub).set_index("method")
+    for method in ("DARTS fully shared", "DARTS not shared same init", "SPOS not shared"):
+        row = t1.loc[[method]].iloc[0]
+        assert row.ours_acc == "not run" and row.status == "not run" and row.difference == ""
+    for name in ("table1", "table2", "table4"):
+        table = tables.build(name, aggregate.load(empty), pub)
+        assert (table.ours_acc == "not run").all() and (table.n_runs == 0).all(), name
+        assert (table.difference == "").all() and (table.ours_std == "").all()
+    t3 = tables.build("table3", aggregate.load(empty), pub)
+    assert set(t3[t3.source == "literature"].status) == {"literature"}
+    assert set(t3[t3.source == "paper"].status) == {"not run"}
+    assert (t3[t3.source == "literature"].method.tolist() == ["DiffStride", "DynOPool", "ShapeAdaptor"])
+
+
+def test_cli_writes_three_formats_and_only_what_is_asked(synthetic, tmp_path, capsys):
+    out = tmp_path / "tables"
+    assert main(["tables", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(out),
+                 "--only", "table1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["table1.csv", "table1.md", "table1.tex"]
+    tex, md = (out / "table1.tex").read_text(), (out / "table1.md").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"$\pm$" in tex and "±" not in tex
+    assert "| Default | 1 | 1 | [4,3,3] | 90.52 ± 0.1 |" in md and "not run" in md
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["tables", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(out)]) == 0
+    assert len(list(out.iterdir())) == 12
+    assert all((out / name).read_bytes() == data for name, data in first.items())
+    csv = pd.read_csv(out / "table3.csv", dtype=str, keep_default_na=False)
+    assert list(csv.method) == list(read_published(PUBLISHED)["table3"].method)
+
+
+def test_cli_needs_aggregated_results(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
+    assert main(["tables", "--results", str(tmp_path / "r"), "--published", str(PUBLISHED), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "run `python -m poolnas aggregate" in capsys.readouterr().err

@@ -1,0 +1,133 @@
+"""`verify`: every claim is listed; missing runs are "not verifiable", never counted as reproduced."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from poolnas import aggregate, claims, verify
+from poolnas.cli import main
+from poolnas.verify_released import read_published
+from test_aggregate import make_results
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "paper" / "published"
+RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
+CLAIM_KEYS = {"position", "default", "late_vs_early", "sharing_gap", "m1_tau", "tau_gain_M2", "tau_gain_M4",
+              "tau_gain_M8", "pick_M4_vs_default", "pick_M4_vs_single", "p_sharpens", "balanced"}
+
+
+def _aggregated(path: Path, **kw) -> Path:
+    results = make_results(path, **kw)
+    aggregate.write(results, aggregate.collect(results, n_boot=50))
+    return results
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    return _aggregated(tmp_path_factory.mktemp("v") / "synthetic", configs=[1, 9, 13, 24, 29, 32, 34, 36],
+                       gt_seeds=(0, 1, 2), models=(1, 2, 4, 8), search_seeds=(0, 1), random_k=None)
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory):
+    results = tmp_path_factory.mktemp("e") / "empty"
+    (results / "runs").mkdir(parents=True)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    return results
+
+
+def test_every_claim_is_judged_with_a_known_verdict(synthetic):
+    judged = verify.claim_checks(aggregate.load(synthetic), "twoscale", n_boot=50, seed=0)
+    assert {j.key for j in judged} == CLAIM_KEYS
+    assert all(j.verdict in claims.VERDICTS for j in judged)
+    by = {j.key: j for j in judged}
+    # planted: late pooling is better and positions matter; P sharpens and models stay balanced
+    for key in ("position", "late_vs_early", "p_sharpens", "balanced"):
+        assert by[key].verdict == claims.REPRODUCES, by[key]
+    assert "F = " in by["position"].evidence and "p = " in by["position"].evidence
+
+
+def test_missing_runs_are_not_verifiable_never_reproduced(empty):
+    frames, pub = aggregate.load(empty), read_published(PUBLISHED)
+    judged = verify.claim_checks(frames, None, n_boot=20, seed=0)
+    assert {j.key for j in judged} == CLAIM_KEYS and {j.verdict for j in judged} == {claims.MISSING}
+    numbers = verify.number_checks(frames, pub, None)
+    assert {n.verdict for n in numbers} == {claims.MISSING}
+    # every published accuracy of Tables 1-4 and every Figure 1/3 value has a line
+    assert sum(n.section == "Figure 3" for n in numbers) == len(pub["figure3"])
+    assert sum(n.section == "Figure 1" for n in numbers) == len(pub["figure1"])
+    assert sum(n.key.endswith(".acc") and n.section == "Table 2" for n in numbers) == len(pub["table2"])
+
+
+def test_partial_runs_judge_what_they_can(tmp_path):
+    """No [6,2,2] and no M=4: those claims are not verifiable; the others are judged."""
+    results = _aggregated(tmp_path / "partial", configs=[1, 9, 24, 29, 36], gt_seeds=(0, 1), models=(1, 2),
+                          search_seeds=(0, 1), random_k=None)
+    by = {j.key: j for j in verify.claim_checks(aggregate.load(results), "twoscale", n_boot=20, seed=0)}
+    for key in ("late_vs_early", "sharing_gap", "tau_gain_M4", "tau_gain_M8", "pick_M4_vs_default"):
+        assert by[key].verdict == claims.MISSING and by[key].evidence.startswith("needs"), key
+    for key in ("position", "default", "m1_tau", "tau_gain_M2"):
+        assert by[key].verdict != claims.MISSING, key
+
+
+def test_the_default_claim_fails_when_the_default_is_best(tmp_path):
+    results = make_results(tmp_path / "r", configs=[1, 24, 36], gt_seeds=(0, 1, 2), models=(), random_k=None)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    frames = aggregate.load(results)
+    gt = frames["groundtruth"]
+    gt.loc[gt.config == "[4,3,3]", "test_acc"] += 5.0  # make the default clearly best
+    ev = claims.Evidence(frames, "twoscale", n_boot=20)
+    assert claims.default_not_optimal(ev, "[4,3,3]").verdict == claims.FAILS
+
+
+def test_paired_tau_difference_is_zero_for_identical_scores(synthetic):
+    ev = claims.Evidence(aggregate.load(synthetic), "twoscale", n_boot=50)
+    d, lo, hi, n = claims.paired_tau_difference(ev, 4, 4)
+    assert d == 0 and n == 8 and lo <= 0 <= hi
+
+
+def test_cli_writes_the_report_with_the_released_section(synthetic, tmp_path):
+    out = tmp_path / "verification.md"
+    released = RELEASED if RELEASED.is_file() else tmp_path / "absent.csv"
+    assert main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(out),
+                 "--released", str(released), "--bootstrap", "30"]) == 0
+    text = out.read_text()
+    for heading in ("## Summary", "### What does not reproduce", "### Not verifiable with these results",
+                    "## The paper's claims, judged on our results", "## Published numbers against ours",
+                    "## Published numbers vs the authors' released per-configuration data"):
+        assert heading in text
+    assert "twoscale` is not CIFAR10" in text and "±0.5 points" in text
+    assert sum(text.count(f"**{v}**") for v in claims.VERDICTS) == len(CLAIM_KEYS)
+    if RELEASED.is_file():
+        assert "Kendall tau-b of M=4 score vs ground truth" in text
+    else:
+        assert "Not verifiable here: the released file was not found" in text
+    again = tmp_path / "again.md"
+    main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(again),
+          "--released", str(released), "--bootstrap", "30"])
+    assert again.read_text().replace(str(again), str(out)) == text
+
+
+def test_numbers_compare_ours_to_published_with_the_stated_tolerance(synthetic):
+    numbers = {n.key: n for n in verify.number_checks(aggregate.load(synthetic), read_published(PUBLISHED),
+                                                      "twoscale")}
+    default = numbers["table1.Default.acc"]
+    ours = float(default.ours.split(" ")[0])
+    assert abs(float(default.difference) - (ours - 90.52)) <= 0.006 and default.tolerance == "±0.5 points"
+    assert default.verdict == (claims.REPRODUCES if abs(ours - 90.52) <= 0.5 else claims.FAILS)
+    tau = numbers["figure3.tau.M4"]
+    assert tau.tolerance.startswith("inside our 95% CI") and tau.verdict in claims.VERDICTS
+    assert numbers["table1.DARTS fully shared.acc"].verdict == claims.MISSING
+    assert np.isfinite(float(numbers["cost.Balanced Mixtures"].ours))
+
+
+def test_a_uselessly_wide_interval_is_inconclusive(tmp_path):
+    """4 configs: tau's interval spans nearly -1..1, so neither agreement nor disagreement is claimed."""
+    results = _aggregated(tmp_path / "few", configs=[1, 24, 29, 36], gt_seeds=(0, 1), models=(1, 2),
+                          search_seeds=(0,), random_k=None)
+    frames = aggregate.load(results)
+    numbers = {n.key: n for n in verify.number_checks(frames, read_published(PUBLISHED), "twoscale")}
+    by = {j.key: j for j in verify.claim_checks(frames, "twoscale", n_boot=50, seed=0)}
+    assert numbers["figure3.tau.M1"].verdict == numbers["figure3.tau.M2"].verdict == claims.UNCLEAR
+    assert by["m1_tau"].verdict == claims.UNCLEAR and "[95% CI -1.000, 1.000]" in by["m1_tau"].evidence

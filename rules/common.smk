@@ -9,7 +9,7 @@ from snakemake.utils import validate
 from poolnas import profiles
 from poolnas.errors import UsageError
 from poolnas.models import count_macs
-from poolnas.spaces import get_space
+from poolnas.spaces import RELAXED, get_space
 
 validate(config, "../config/schema.yaml")
 try:  # a bad profile name or value stops here, before any job starts, with one line
@@ -43,10 +43,20 @@ def train_record(dataset, backbone, config, seed):
 
 
 def search_names(study):
-    """Search directory names: mixture-M<models> and random-K<configs>."""
+    """Search directory names: mixture-M<models>, random-K<configs>, and each baseline's method name."""
     spec = study["search"]
-    return [f"mixture-M{m}" for m in spec.get("mixture", [])] + (
-        [f"random-K{spec['random']}"] if spec.get("random") else [])
+    return ([f"mixture-M{m}" for m in spec.get("mixture", [])]
+            + ([f"random-K{spec['random']}"] if spec.get("random") else []) + list(spec.get("baselines", [])))
+
+
+def search_arguments(search):
+    """Command-line arguments of a search directory name (the inverse of search_names)."""
+    method, _, size = search.partition("-")
+    if method == "mixture":
+        return f"--method mixture --models {size[1:]}"
+    if method == "random":
+        return f"--method random --configs {size[1:]}"
+    return f"--method {search}"
 
 
 def groundtruth_records():
@@ -68,8 +78,13 @@ def retrain_records(wildcards):
             for seed in s["search"]["seeds"]:
                 record = checkpoints.search_run.get(dataset=s["dataset"], backbone=s["backbone"], search=name,
                                                 seed=seed).output.record
-                picked = space.parse(json.loads(Path(record).read_text())["selected"]["config"])
-                out += [train_record(s["dataset"], s["backbone"], picked, r) for r in s["retrain"]["seeds"]]
+                selected = json.loads(Path(record).read_text())["selected"]
+                if selected.get("config"):
+                    picked, backbone = space.parse(selected["config"]).slug, s["backbone"]
+                else:  # a relaxed-space path (DARTS) that is no config: retrained as such
+                    picked, backbone = selected["path"], RELAXED.name
+                out += [TRAIN_RECORD.format(dataset=s["dataset"], backbone=backbone, config=picked, seed=r)
+                        for r in s["retrain"]["seeds"]]
     return sorted(set(out))
 
 
@@ -93,8 +108,14 @@ MINUTES_PER_EPOCH = {"resnet20": 0.5, "resnet18": 2.0, "resnet50": 6.0}
 FOOD101_FACTOR = 20  # 75k images at 224 pixels against 50k at 32
 
 
+def protocol_epochs(backbone, dataset):
+    return profiles.protocol(PROFILE, RELAXED.base if backbone == RELAXED.name else backbone, dataset)["epochs"]
+
+
 def runtime_minutes(backbone, dataset, epochs, config_slug=None):
     """A generous wall-time estimate for cluster schedulers; a search costs about 4 standalone runs."""
+    if backbone == RELAXED.name:  # a found relaxed path: priced as the dearest ResNet20 config
+        backbone, config_slug = RELAXED.base, "8-1-1"
     scale = relative_cost(backbone, config_slug) if config_slug else 4.0
     scale *= FOOD101_FACTOR if dataset == "food101" else 1
     return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)

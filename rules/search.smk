@@ -12,14 +12,13 @@ checkpoint search_run:
     benchmark:
         f"{BENCH}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        search=r"(mixture-M|random-K)\d+",
+        search=r"(mixture-M|random-K)\d+|[a-z][a-z-]*[a-z]",
         seed=r"\d+",
     params:
         poolnas=POOLNAS,
         data=lambda w, input: data_dir_of(input[0]),
         profile=PROFILE_ARG,
-        method=lambda w: w.search.split("-")[0],
-        size=lambda w: ("--models " if w.search.startswith("mixture") else "--configs ") + w.search.split("-")[1][1:],
+        method=lambda w: search_arguments(w.search),
         checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
     threads: PROFILE["threads"]
     resources:
@@ -30,6 +29,6 @@ checkpoint search_run:
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} search --method {params.method} {params.size} --profile {params.profile} "
+        "{params.poolnas} search {params.method} --profile {params.profile} "
         "--dataset {wildcards.dataset} --backbone {wildcards.backbone} --seed {wildcards.seed} "
         "--out {output.record} --data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"

@@ -48,7 +48,7 @@ for _name in TABLE_NAMES:
             table_files(_name),
 
 
-for _name in FIGURE_NAMES + ["figure4"]:
+for _name in sorted(set(FIGURE_NAMES) | {"figure4"}):
 
     rule:
         name:

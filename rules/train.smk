@@ -11,7 +11,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        config=r"\d+(-\d+)+",
+        config=r"\d+(-\d+)+|[0-2]{9}",  # a config slug, or a relaxed-space path (resnet20-relaxed)
         seed=r"\d+",
     params:
         poolnas=POOLNAS,
@@ -22,8 +22,7 @@ rule train:
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=lambda w: 4000 if w.backbone == "resnet20" else 16000,
-        runtime=lambda w: runtime_minutes(w.backbone, w.dataset,
-                                          profiles.protocol(PROFILE, w.backbone, w.dataset)["epochs"], w.config),
+        runtime=lambda w: runtime_minutes(w.backbone, w.dataset, protocol_epochs(w.backbone, w.dataset), w.config),
     conda:
         "../environment.yml"
     shell:

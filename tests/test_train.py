@@ -41,7 +41,8 @@ def tiny_profile(tmp_path):
 
 
 def run(profile, out, data_dir, **kw):
-    return train_run(profile=profile, dataset="twoscale", backbone="resnet20", config=kw.pop("config", "4-3-3"),
+    return train_run(profile=profile, dataset="twoscale", backbone=kw.pop("backbone", "resnet20"),
+                     config=kw.pop("config", "4-3-3"),
                      seed=kw.pop("seed", 0), out=out, data_dir=data_dir, threads=1, **kw)
 
 
@@ -133,3 +134,14 @@ def test_bad_arguments_get_one_line_and_exit_2(run_cli, tmp_path, change, fragme
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "data").exists()
+
+
+def test_relaxed_path_trains_standalone_and_a_monotone_path_equals_its_config(tiny_profile, tmp_path):
+    profile = tiny_profile(epochs=1)
+    wavy = run(profile, tmp_path / "wavy.json", tmp_path / "data", config="010212021", backbone="resnet20-relaxed")
+    assert wavy["config"] == "010212021" and wavy["backbone"] == "resnet20-relaxed"
+    assert all(h["train_loss"] > 0 for h in wavy["history"]) and 0 <= wavy["test_acc"] <= 100
+    as_path = run(profile, tmp_path / "p.json", tmp_path / "data", config="000111222", backbone="resnet20-relaxed")
+    as_config = run(profile, tmp_path / "c.json", tmp_path / "data", config="4-3-3")
+    assert as_path["macs"] == as_config["macs"] and as_path["params"] == as_config["params"]
+    assert as_path["history"][0]["train_loss"] == pytest.approx(as_config["history"][0]["train_loss"], rel=1e-5)

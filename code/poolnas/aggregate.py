@@ -186,9 +186,11 @@ def retrain_rows(searches: list[dict], train: list[dict]) -> list[dict]:
         by_config.setdefault((t["dataset"], t["backbone"], t["config"]), []).append(t)
     rows = []
     for s in searches:
-        config, index, _ = _pick(s)
-        base = _search_keys(s) | {"search_seed": s["seed"], "config": config, "index": index}
-        runs = by_config.get((s["dataset"], s["backbone"], config), []) if config else []
+        config, index, path = _pick(s)
+        base = _search_keys(s) | {"search_seed": s["seed"], "config": config or path, "index": index}
+        # a path that is no config was retrained as a relaxed-space architecture (poolnas train resnet20-relaxed)
+        key = (s["dataset"], s["backbone"], config) if config else (s["dataset"], RELAXED.name, path)
+        runs = by_config.get(key, []) if (config or path) else []
         rows += [base | {"seed": t["seed"], "test_acc": t["test_acc"], "epochs": t["epochs"], "steps": _steps(t),
                          "train_seconds": t["train_seconds"]} for t in runs] or [base]
     return rows

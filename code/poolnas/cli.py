@@ -17,8 +17,13 @@ COMMAND_MODULES = {
     "space": "poolnas.spaces",
     "data": "poolnas.datasets",
     "train": "poolnas.train",
+    "search": "poolnas.search",
     "rank": "poolnas.released",
     "verify-released": "poolnas.verify_released",
+    "aggregate": "poolnas.aggregate",
+    "tables": "poolnas.tables",
+    "figures": "poolnas.figures",
+    "verify": "poolnas.verify",
 }
 
 

@@ -21,6 +21,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a result is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -35,8 +38,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def dumps(record: dict) -> str:
+    """Compact, diff-friendly JSON: one line per top-level field, and per item of a list of dicts (epochs)."""
+
+    def one(value):
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            text = "[\n  " + ",\n  ".join(map(one, value)) + "\n ]"
+        else:
+            text = one(value)
+        lines.append(f" {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    """Write a record atomically (see `dumps`); NaN and infinity are refused, never written."""
+    atomic_write_text(path, dumps(obj) if isinstance(obj, dict) else json.dumps(obj, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

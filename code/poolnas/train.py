@@ -33,7 +33,7 @@ from poolnas.errors import UsageError
 from poolnas.loader import Loader
 from poolnas.models import build_model, count_macs, count_parameters
 from poolnas.records import atomic_torch_save, provenance, write_json
-from poolnas.spaces import get_space
+from poolnas.spaces import RELAXED, get_space
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,9 +43,31 @@ class TrainingDiverged(RuntimeError):
 # --- pieces shared with the searches ------------------------------------------------------------------------
 
 
+_DEVICE_LOCKS: list = []  # open lock files: held for the life of the process
+
+
+def free_gpu() -> torch.device:
+    """The first CUDA device no other poolnas process holds (a file lock per device), so that concurrent
+    Snakemake jobs on one machine each get their own GPU. Falls back to cuda:0 when all are taken."""
+    import fcntl
+    import tempfile
+
+    for index in range(torch.cuda.device_count()):
+        handle = open(Path(tempfile.gettempdir()) / f"poolnas-cuda{index}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DEVICE_LOCKS.append(handle)
+        return torch.device("cuda", index)
+    return torch.device("cuda", 0)
+
+
 def resolve_device(spec: str) -> torch.device:
+    """auto: a free GPU when there is one, else the CPU; or exactly what was asked for."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return free_gpu() if torch.cuda.is_available() else torch.device("cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {spec!r} asked for, but this machine has no CUDA device; use --device cpu")
     return torch.device(spec)
@@ -116,14 +138,46 @@ def log(message: str) -> None:
 # --- one run ------------------------------------------------------------------------------------------------
 
 
+class Architecture:
+    """What `--backbone/--config` name: a config of a search space, or a path of the relaxed ResNet20 space
+    (`--backbone resnet20-relaxed --config 010111222`, e.g. an architecture found by DARTS)."""
+
+    def __init__(self, backbone: str, config: str):
+        self.relaxed = backbone == RELAXED.name
+        if self.relaxed:
+            self.path = RELAXED.parse(config)
+            self.name = self.code = RELAXED.name_of(self.path)
+            self.index, self.protocol_backbone = RELAXED.index(self.path), RELAXED.base
+        else:
+            self.config = get_space(backbone).parse(config)
+            self.name, self.index, self.code = self.config.name, self.config.index, self.config.code
+            self.protocol_backbone = backbone
+        self.backbone = backbone
+
+    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool):
+        if self.relaxed:
+            from poolnas import relaxed
+
+            return relaxed.build_standalone(self.path, num_classes=num_classes, bn=bn)
+        return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
+                           resnet50_d1_bug=resnet50_d1_bug)
+
+    def macs(self, image_size: int, classes: int, stem: str) -> int:
+        if self.relaxed:
+            from poolnas import relaxed
+
+            return relaxed.count_macs(self.path, image_size, classes)
+        return count_macs(self.backbone, self.config, image_size, classes, stem)
+
+
+
 def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, seed: int, out: str | Path,
               data_dir: str | Path = "data", checkpoint: str | Path | None = None, device: str | None = None,
               threads: int | None = None, epochs: int | None = None) -> dict:
     """Train one config and write its record to `out`; resume from `checkpoint` when it matches this run."""
     prof = profiles.load(profile) if isinstance(profile, str) else profile
-    space = get_space(backbone)
-    cfg = space.parse(config)
-    hp = profiles.protocol(prof, backbone, dataset)
+    arch = Architecture(backbone, config)
+    hp = profiles.protocol(prof, arch.protocol_backbone, dataset)
     if epochs is not None:
         if epochs < 1:
             raise UsageError(f"--epochs must be >= 1, got {epochs}")
@@ -139,20 +193,20 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
                "precision": precision}
-    key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": cfg.name, "seed": seed,
+    key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
     test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
                                        drop_last=hp["drop_last_test"])
 
     torch.manual_seed(seed)
-    model = build_model(backbone, cfg, num_classes=data.num_classes, bn=hp["bn"], stem=stem,
-                        resnet50_d1_bug=hp["resnet50_d1_bug"]).to(dev)
+    model = arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
+                       resnet50_d1_bug=hp["resnet50_d1_bug"]).to(dev)
     if prof["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), hp)
     scheduler = make_scheduler(optimizer, hp, hp["epochs"])
-    step = torch.compile(_train_step) if prof["compile"] else _train_step
+    step = torch.compile(train_step) if prof["compile"] else train_step
 
     ckpt_path = Path(checkpoint) if checkpoint else Path(out).parent / ".checkpoints" / (Path(out).stem + ".pt")
     history: list[dict] = []
@@ -162,9 +216,9 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history = state["history"]
-        log(f"{cfg.name} seed {seed}: resuming after epoch {len(history)} from {ckpt_path}")
+        log(f"{arch.name} seed {seed}: resuming after epoch {len(history)} from {ckpt_path}")
 
-    name = f"{dataset}/{backbone} {cfg.name} seed {seed}"
+    name = f"{dataset}/{backbone} {arch.name} seed {seed}"
     for epoch in range(len(history) + 1, hp["epochs"] + 1):
         lr = optimizer.param_groups[0]["lr"]
         model.train()
@@ -198,8 +252,8 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
     train_seconds = sum(h["seconds"] for h in history)
     record = {
-        "kind": "train", "dataset": dataset, "backbone": backbone, "config": cfg.name, "index": cfg.index,
-        "code": cfg.code, "seed": seed, "profile": prof["profile"],
+        "kind": "train", "dataset": dataset, "backbone": backbone, "config": arch.name, "index": arch.index,
+        "code": arch.code, "seed": seed, "profile": prof["profile"],
         "test_acc": history[-1]["test_acc"] if hp["report"] == "final" else max(tested),
         "final_test_acc": history[-1]["test_acc"], "best_test_acc": max(tested),
         "test_images": len(data.test) if not hp["drop_last_test"] else None,
@@ -207,7 +261,7 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
         "train_seconds": round(train_seconds, 3),
         "images_per_s": round(sum(h["images"] for h in history) / train_seconds, 1),
         "params": count_parameters(model),
-        "macs": count_macs(backbone, cfg, data.meta["image_size"][0], data.num_classes, stem),
+        "macs": arch.macs(data.meta["image_size"][0], data.num_classes, stem),
         "hparams": hp, "options": options, "run_key": key, "provenance": provenance(dev),
     }
     write_json(out, record)
@@ -215,7 +269,7 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     return record
 
 
-def _train_step(model, optimizer, x, y, device, precision):
+def train_step(model, optimizer, x, y, device, precision):
     """One SGD step; returns the loss and the number of correct predictions as device tensors (no sync)."""
     with autocast(device, precision):
         logits = model(x)
@@ -233,7 +287,7 @@ def add_run_arguments(p, *, what: str) -> None:
     """Arguments shared by `train` and `search`: what to run, where data lives, on what device."""
     p.add_argument("--profile", required=True, help="smoke, mini, paper, or a path to a profile .yaml")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--backbone", required=True, help="resnet20, resnet18 or resnet50")
+    p.add_argument("--backbone", required=True, help="resnet20, resnet18, resnet50, or resnet20-relaxed (train only: a 9-level path)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help=f"the {what} record (JSON), written atomically at the end")
     p.add_argument("--data-dir", default="data", help="raw files under DATA_DIR/raw, caches under DATA_DIR/cache")

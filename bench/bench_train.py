@@ -1,0 +1,171 @@
+"""Training-loop throughput on this machine: ours against a bare step and against a released-style loop.
+
+    python bench/bench_train.py [--configs 4-3-3 8-1-1 1-1-8] [--batches 30] [--threads 2]
+
+For each config (ResNet20, batch 128, fp32, CPU unless CUDA is present) it prints images/s of
+  ours       the real training loop of poolnas.train (uint8 data on the device, batched augmentation, step)
+  bare       forward/backward/SGD on one pre-made batch (the ceiling for any loader)
+  reference  a loop in the style of the released code: torchvision's CIFAR10 class reading the on-disk python
+             pickles, per-image transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize),
+             DataLoader(num_workers=0), the same model, batch and optimizer
+and the ratios ours/bare (goal >= 0.95) and ours/reference (goal >= 1.5). Then two 1-thread training processes
+side by side against one 2-thread process, so the workflow can choose threads per job from a measurement.
+All numbers come from this one run; nothing is timed inside the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from poolnas.datasets import make_twoscale
+from poolnas.loader import Loader
+from poolnas.models import build_model
+from poolnas.train import train_step, make_optimizer
+
+CIFAR_MEAN = (0.49139968, 0.48215827, 0.44653124)
+CIFAR_STD = (0.24703233, 0.24348505, 0.26158768)
+HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0}
+
+
+def write_cifar10_pickles(images: np.ndarray, labels: np.ndarray, root: Path) -> None:
+    """The CIFAR10 python format (rows of 3072 bytes: red, green, blue planes), so torchvision reads it as is."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    for i, part in enumerate(np.array_split(np.arange(len(images)), 5), start=1):
+        entry = {"batch_label": f"training batch {i} of 5", "data": rows[part], "labels": labels[part].tolist()}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(entry))
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": rows[:10], "labels": labels[:10].tolist()}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(c) for c in range(10)]}))
+
+
+def timed(step_batches, warmup: int = 3) -> float:
+    """Images per second over the iterator's batches after `warmup` batches."""
+    seen, start = 0, None
+    for i, n in enumerate(step_batches):
+        if i == warmup:
+            seen, start = 0, time.perf_counter()
+        seen += n
+    return seen / (time.perf_counter() - start)
+
+
+def fresh(config: str):
+    torch.manual_seed(0)
+    model = build_model("resnet20", config, bn="released").to(memory_format=torch.channels_last)
+    return model.train(), make_optimizer(model.parameters(), HP)
+
+
+def ours(images, labels, config, batches, device):
+    model, opt = fresh(config)
+    loader = Loader(images, labels, batch_size=128, mean=CIFAR_MEAN, std=CIFAR_STD, augment=True, shuffle=True,
+                    drop_last=True, device=device)
+
+    def run():
+        for i, (x, y) in enumerate(loader.epoch(0)):
+            if i == batches:
+                return
+            train_step(model, opt, x, y, device, "fp32")
+            yield len(y)
+
+    return timed(run())
+
+
+def bare(config, batches, device):
+    model, opt = fresh(config)
+    x = torch.randn(128, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,), device=device)
+
+    def run():
+        for _ in range(batches):
+            train_step(model, opt, x, y, device, "fp32")
+            yield 128
+
+    return timed(run())
+
+
+def reference(root, config, batches, device):
+    import torchvision
+    from torchvision import transforms as T
+
+    model, opt = fresh(config)
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(CIFAR_MEAN, CIFAR_STD)])
+    folder = root / "cifar-10-batches-py"
+    md5 = {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in folder.iterdir()}
+
+    class LocalCIFAR10(torchvision.datasets.CIFAR10):  # torchvision's reader, with our files' checksums
+        train_list = [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+        test_list = [["test_batch", md5["test_batch"]]]
+        meta = {**torchvision.datasets.CIFAR10.meta, "md5": md5["batches.meta"]}
+
+    data = LocalCIFAR10(str(root), train=True, transform=transform, download=False)
+    loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, num_workers=0, drop_last=True)
+
+    def run():
+        for i, (x, y) in enumerate(loader):
+            if i == batches:
+                return
+            x, y = x.to(device), y.to(device)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            yield len(y)
+
+    return timed(run())
+
+
+def parallel_jobs(config: str, batches: int) -> tuple[float, float]:
+    """Total images/s of two 1-thread processes at once, and of one 2-thread process (bare steps)."""
+
+    def launch(threads: int):
+        return subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads), "--configs", config,
+                                 "--batches", str(batches)], stdout=subprocess.PIPE, text=True)
+
+    pair = [launch(1), launch(1)]
+    two_single = sum(float(p.communicate()[0]) for p in pair)
+    one_double = float(launch(2).communicate()[0])
+    return two_single, one_double
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["4-3-3", "8-1-1", "1-1-8"])
+    parser.add_argument("--batches", type=int, default=30, help="timed batches per measurement (after 3 warm-up)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one bare measurement
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.worker:
+        print(bare(args.configs[0], args.batches, device))
+        return
+    n = 128 * (args.batches + 4)
+    images, labels = make_twoscale(n, seed=0)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 128, fp32")
+    print(f"{'config':>8} {'ours':>8} {'bare':>8} {'reference':>10} {'ours/bare':>10} {'ours/ref':>9}  (images/s)")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cifar10_pickles(images, labels, Path(tmp))
+        for config in args.configs:
+            o = ours(images, labels, config, args.batches, device)
+            b = bare(config, args.batches, device)
+            r = reference(Path(tmp), config, args.batches, device)
+            print(f"{config:>8} {o:8.0f} {b:8.0f} {r:10.0f} {o / b:10.3f} {o / r:9.2f}", flush=True)
+    if device.type == "cpu":
+        two, one = parallel_jobs(args.configs[0], args.batches)
+        print(f"two 1-thread jobs together {two:.0f} images/s, one 2-thread job {one:.0f} images/s: "
+              f"ratio {two / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()

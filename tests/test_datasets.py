@@ -1,0 +1,387 @@
+"""The data layer: the generated set, preparation into a checksummed cache, torchvision readers, splits, CLI.
+
+torchvision's own classes read small fake datasets written in the exact on-disk formats they expect; nothing
+of torchvision is mocked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from poolnas import cli, datasets
+from poolnas.datasets import DATASETS, load, make_twoscale, prepare, search_split
+from poolnas.errors import UsageError
+from poolnas.loader import Loader
+
+SMALL = {"seed": 5, "size": 16, "classes": 4, "train": 120, "test": 40}
+
+
+# --- the generated set --------------------------------------------------------------------------------------
+
+
+def test_twoscale_is_byte_identical_for_a_seed_and_different_for_another():
+    a_images, a_labels = make_twoscale(300, seed=1)
+    b_images, b_labels = make_twoscale(300, seed=1)
+    c_images, c_labels = make_twoscale(300, seed=2)
+    assert a_images.tobytes() == b_images.tobytes() and np.array_equal(a_labels, b_labels)
+    assert a_images.dtype == np.uint8 and a_images.shape == (300, 32, 32, 3) and a_labels.dtype == np.int64
+    assert (a_images != c_images).mean() > 0.5 and not np.array_equal(a_labels, c_labels)
+    test_images, _ = make_twoscale(300, seed=1, split="test")
+    assert (a_images != test_images).mean() > 0.5  # train and test come from different streams
+
+
+def test_twoscale_labels_are_balanced_and_named():
+    _, labels = make_twoscale(1203, seed=0, classes=12, size=24)
+    counts = np.bincount(labels, minlength=12)
+    assert counts.max() - counts.min() <= 1 and counts.sum() == 1203
+    assert datasets.twoscale_classes(4) == ["row-checker", "row-stripes", "column-checker", "column-stripes"]
+
+
+def test_twoscale_texture_is_pixel_scale_checker_or_stripes():
+    """The class's texture bit is readable from the image's energy at the highest spatial frequencies."""
+    images, labels = make_twoscale(400, seed=3)
+    x = images.astype(np.float64)
+    y_sign = (-1.0) ** np.arange(32)[:, None, None]
+    x_sign = (-1.0) ** np.arange(32)[None, :, None]
+    checker = np.abs((x * y_sign * x_sign).sum(axis=(1, 2))).sum(axis=1)
+    stripes = np.maximum(np.abs((x * y_sign).sum(axis=(1, 2))).sum(axis=1),
+                         np.abs((x * x_sign).sum(axis=(1, 2))).sum(axis=1))
+    predicted_stripes = stripes > checker
+    assert np.mean(predicted_stripes == (labels % 2 == 1)) > 0.98
+
+
+def test_twoscale_pooling_keeps_the_layout_and_erases_the_texture(monkeypatch):
+    """Without noise, every aligned 2x2 block is background or texture that averages to the shape colour."""
+    monkeypatch.setattr(datasets, "NOISE_SD", (0.0, 0.0))
+    images, _ = make_twoscale(200, seed=4, size=24)
+    blocks = images.reshape(200, 12, 2, 12, 2, 3).astype(np.int64)
+    for image, block in zip(images, blocks):
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) == 3  # background and the two texture colours
+        pooled = block.sum(axis=(1, 3)).reshape(-1, 3)  # 4 x the 2x2 average
+        assert len(np.unique(pooled, axis=0)) == 2  # background and shape: the pooled image has no texture
+
+
+def test_twoscale_generation_is_fast():
+    start = time.perf_counter()
+    make_twoscale(20000, seed=0)
+    assert time.perf_counter() - start < 30  # seconds even on a busy 2-core machine (about 2 s when idle)
+
+
+@pytest.mark.parametrize("bad", [{"classes": 7}, {"classes": 14}, {"size": 15}, {"size": 6}, {"seed": -1},
+                                 {"train": 0}, {"colour": 1}])
+def test_twoscale_rejects_bad_parameters(bad, tmp_path):
+    with pytest.raises(UsageError):
+        prepare("twoscale", None, tmp_path, **bad)
+
+
+# --- cache: round trip, checksums, atomicity ----------------------------------------------------------------
+
+
+def test_prepare_then_load_round_trips_the_arrays(tmp_path):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    data = load(path)
+    images, labels = make_twoscale(SMALL["train"], seed=5, size=16, classes=4)
+    assert np.array_equal(data.train.images, images) and np.array_equal(data.train.labels, labels)
+    assert data.test.images.shape == (40, 16, 16, 3) and data.test.labels.dtype == np.int64
+    meta = data.meta
+    assert meta["params"] == SMALL and meta["counts"] == {"train": 120, "test": 40}
+    assert meta["image_size"] == [16, 16] and data.classes == datasets.twoscale_classes(4)
+    assert data.recipe == "pad-crop-flip"
+    assert np.allclose(data.mean, images.reshape(-1, 3).mean(0) / 255, atol=1e-5)
+    assert np.allclose(data.std, images.reshape(-1, 3).std(0) / 255, atol=1e-5)
+    file = meta["files"]["train_images.npy"]
+    assert file["sha256"] == hashlib.sha256((path / "train_images.npy").read_bytes()).hexdigest()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary directory left
+    umask = os.umask(0)
+    os.umask(umask)  # the cache is as readable as any new file, although built in an owner-only temp directory
+    assert path.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (path / "meta.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_prepare_reuses_a_cache_and_rebuilds_on_force(tmp_path):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    stamp = (path / "meta.json").stat().st_mtime_ns
+    assert prepare("twoscale", None, tmp_path, **SMALL) == path
+    assert (path / "meta.json").stat().st_mtime_ns == stamp
+    assert prepare("twoscale", None, tmp_path, force=True, **SMALL) == path
+    assert (path / "meta.json").stat().st_mtime_ns != stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    other = prepare("twoscale", None, tmp_path, **{**SMALL, "seed": 6})
+    assert other != path and other.name == "twoscale-v1-seed6-size16-classes4-train120-test40"
+
+
+def test_load_refuses_a_cache_whose_checksum_does_not_match(tmp_path):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    with open(path / "test_labels.npy", "r+b") as f:  # flip one byte of the label data, keep the header
+        f.seek(-3, 2)
+        byte = f.read(1)
+        f.seek(-3, 2)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(UsageError, match=r"test_labels\.npy does not match its sha256.*rebuild it with: "
+                                         r"python -m poolnas data prepare --dataset twoscale .*--force"):
+        load(path)
+    assert load(path, verify=False).test.labels.shape == (40,)  # the check is what refused it
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [Crash, KeyboardInterrupt])
+def test_interrupted_prepare_leaves_no_partial_cache(tmp_path, monkeypatch, error):
+    real_write = datasets._write_array
+    calls = []
+
+    def write_then_crash(path, array):
+        calls.append(path.name)
+        if len(calls) == 3:  # train images and labels are written, test images are not
+            raise error("killed mid-way")
+        real_write(path, array)
+
+    monkeypatch.setattr(datasets, "_write_array", write_then_crash)
+    with pytest.raises(error):
+        prepare("twoscale", None, tmp_path, **SMALL)
+    assert calls == ["train_images.npy", "train_labels.npy", "test_images.npy"]
+    assert list(tmp_path.iterdir()) == []  # neither the target nor its temporary directory
+    monkeypatch.setattr(datasets, "_write_array", real_write)
+    assert load(prepare("twoscale", None, tmp_path, **SMALL)).train.images.shape == (120, 16, 16, 3)
+
+
+# --- splits -------------------------------------------------------------------------------------------------
+
+
+def test_search_split_is_stratified_disjoint_complete_and_seeded():
+    labels = np.repeat(np.arange(5), [10, 11, 7, 2, 1])
+    np.random.default_rng(0).shuffle(labels)
+    train, val = search_split(labels, seed=0)
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+    assert np.array_equal(np.bincount(labels[train], minlength=5), [5, 6, 4, 1, 1])
+    assert np.array_equal(np.bincount(labels[val], minlength=5), [5, 5, 3, 1, 0])
+    again = search_split(labels, seed=0)
+    assert np.array_equal(again[0], train) and np.array_equal(again[1], val)
+    other = search_split(labels, seed=1)
+    assert not np.array_equal(other[0], train)
+    assert np.array_equal(np.bincount(labels[other[0]], minlength=5), [5, 6, 4, 1, 1])
+
+
+# --- torchvision datasets, from fake files in their exact on-disk formats -----------------------------------
+
+CIFAR_LAYOUT = {  # folder, train files, test file, meta file, label key, class-name key
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch", "batches.meta",
+                "labels", "label_names"),
+    "cifar100": ("cifar-100-python", ["train"], "test", "meta", "fine_labels", "fine_label_names"),
+}
+
+
+def _md5(path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_fake_cifar(root, name, per_file=4, classes=3):
+    """CIFAR python pickles as the originals: rows of 3072 bytes (red, green, blue planes), labels, names."""
+    folder, train_files, test_file, meta_file, label_key, names_key = CIFAR_LAYOUT[name]
+    rng = np.random.default_rng(7)
+    (root / folder).mkdir(parents=True)
+    expected = {"train": ([], []), "test": ([], [])}
+    for split, file in [("train", f) for f in train_files] + [("test", test_file)]:
+        images = rng.integers(0, 256, (per_file, 32, 32, 3), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, classes, per_file)]
+        entry = {"batch_label": f"fake {file}", label_key: labels,
+                 "data": images.transpose(0, 3, 1, 2).reshape(per_file, 3072), "filenames": [f"{i}.png" for i in
+                                                                                            range(per_file)]}
+        if name == "cifar100":
+            entry["coarse_labels"] = [0] * per_file
+        (root / folder / file).write_bytes(pickle.dumps(entry))
+        expected[split][0].append(images)
+        expected[split][1].extend(labels)
+    names = [f"class{i}" for i in range(classes)]
+    (root / folder / meta_file).write_bytes(pickle.dumps({names_key: names, "num_vis": 3072}))
+    return {s: (np.concatenate(x), np.array(y)) for s, (x, y) in expected.items()}, names
+
+
+def md5_table_for(name, root):
+    """torchvision checks every CIFAR file against the md5 of the real file; our files are fakes, so we
+    subclass the torchvision class changing only that md5 table. Reading, checking and parsing stay torchvision's.
+    """
+    base = DATASETS[name].source_class()
+    folder = root / CIFAR_LAYOUT[name][0]
+    table = {
+        "train_list": [[f, _md5(folder / f)] for f, _ in base.train_list],
+        "test_list": [[f, _md5(folder / f)] for f, _ in base.test_list],
+        "meta": {**base.meta, "md5": _md5(folder / base.meta["filename"])},
+    }
+    return type(f"FakeMd5{base.__name__}", (base,), table)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_is_read_by_torchvision_and_cached_exactly(tmp_path, monkeypatch, name):
+    expected, names = write_fake_cifar(tmp_path / "raw", name)
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(DATASETS[name],
+                                                            source=md5_table_for(name, tmp_path / "raw")))
+    data = load(prepare(name, tmp_path / "raw", tmp_path / "cache"))
+    for split in ("train", "test"):
+        assert np.array_equal(data.split(split).images, expected[split][0])  # planes -> HWC done right
+        assert np.array_equal(data.split(split).labels, expected[split][1])
+    assert data.classes == names and data.mean == datasets.CIFAR_MEAN and data.path.name == name
+    assert data.meta["counts"] == {"train": len(expected["train"][1]), "test": len(expected["test"][1])}
+
+
+def test_cifar_archive_is_extracted_and_corrupt_files_are_refused(tmp_path, monkeypatch):
+    write_fake_cifar(tmp_path / "staging", "cifar10")
+    fake = md5_table_for("cifar10", tmp_path / "staging")
+    monkeypatch.setitem(DATASETS, "cifar10", dataclasses.replace(DATASETS["cifar10"], source=fake))
+    (tmp_path / "raw").mkdir()
+    with tarfile.open(tmp_path / "raw" / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "staging" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    path = prepare("cifar10", tmp_path / "raw", tmp_path / "cache")  # only the archive is there
+    assert load(path).train.images.shape == (20, 32, 32, 3)
+
+    with open(tmp_path / "raw" / "cifar-10-batches-py" / "data_batch_3", "r+b") as f:
+        f.seek(100)
+        f.write(b"\0\1\2")
+    with pytest.raises(UsageError, match=r"cifar10 in .*cifar-10-batches-py failed torchvision's check"):
+        prepare("cifar10", tmp_path / "raw", tmp_path / "cache", force=True)
+    assert load(path).train.images.shape == (20, 32, 32, 3)  # the old cache survives a failed rebuild
+
+
+def write_fake_food101(root, size_by_id):
+    """food-101/images/<class>/<id>.jpg, meta/{train,test}.json and classes.txt, as in the archive."""
+    colours = {"apple_pie": (200, 40, 40), "bibimbap": (40, 200, 40)}
+    meta = {"train": {c: [] for c in colours}, "test": {c: [] for c in colours}}
+    for i, (w, h) in enumerate(size_by_id):
+        cls = list(colours)[i % 2]
+        split = "test" if i >= len(size_by_id) - 2 else "train"
+        # The central square has the class colour; the ends of the long side (cut by the centre crop) are blue.
+        image = np.full((h, w, 3), (30, 30, 220), np.uint8)
+        side = min(w, h)
+        image[(h - side) // 2: (h + side) // 2, (w - side) // 2: (w + side) // 2] = colours[cls]
+        (root / "food-101" / "images" / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / "food-101" / "images" / cls / f"{i}.jpg", quality=95)
+        meta[split][cls].append(f"{cls}/{i}")
+    (root / "food-101" / "meta").mkdir(parents=True)
+    for split in ("train", "test"):
+        (root / "food-101" / "meta" / f"{split}.json").write_text(json.dumps(meta[split]))
+    (root / "food-101" / "meta" / "classes.txt").write_text("\n".join(colours) + "\n")
+    return colours
+
+
+def test_food101_is_read_by_torchvision_resized_and_memory_mapped(tmp_path):
+    sizes = [(90, 60), (60, 90), (300, 200), (64, 64), (80, 120), (512, 384)]
+    colours = write_fake_food101(tmp_path / "raw", sizes)
+    path = prepare("food101", tmp_path / "raw", tmp_path / "cache")
+    data = load(path, mmap=True)
+    assert isinstance(data.train.images, np.memmap) and data.train.images.shape == (4, 256, 256, 3)
+    assert data.test.images.shape == (2, 256, 256, 3) and data.classes == list(colours)
+    assert data.recipe == "resized-crop-flip" and data.std == datasets.FOOD_STD
+    for split in ("train", "test"):
+        part = data.split(split)
+        for image, label in zip(part.images, part.labels):
+            target = np.array(colours[data.classes[label]], np.float64)
+            # the whole stored square is the class colour: the blue ends of the long side were cropped away
+            assert np.abs(image[4:-4, 4:-4].reshape(-1, 3).mean(0) - target).max() < 8
+    assert sorted(data.train.labels.tolist()) == [0, 0, 1, 1]
+
+
+# --- missing data and the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, archive, folder", [("cifar10", "cifar-10-python.tar.gz", "cifar-10-batches-py"),
+                                                   ("cifar100", "cifar-100-python.tar.gz", "cifar-100-python"),
+                                                   ("food101", "food-101.tar.gz", "food-101")])
+def test_missing_data_is_one_line_and_exit_status_2(tmp_path, capsys, name, archive, folder):
+    raw = tmp_path / "nothing here"
+    status = cli.main(["data", "prepare", "--dataset", name, "--data-root", str(raw),
+                       "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert f"{name} not found in {raw}" in err and f"put {archive} or the extracted {folder}/ in {raw}" in err
+    assert not (tmp_path / "cache" / name).exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; known: cifar10, cifar100, food101, twoscale"),
+    (["--dataset", "cifar10", "--seed", "1"], "apply to twoscale only"),
+    (["--dataset", "twoscale", "--classes", "9"], "--classes must be even"),
+    (["--dataset", "cifar10"], "cifar10 needs --data-root"),
+])
+def test_cli_prepare_rejects_bad_input_with_status_2(tmp_path, capsys, argv, message):
+    assert cli.main(["data", "prepare", "--cache-dir", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_prepare_and_info(tmp_path, capsys):
+    argv = ["data", "prepare", "--dataset", "twoscale", "--cache-dir", str(tmp_path)]
+    argv += [f"--{k}={v}" for k, v in SMALL.items()]
+    assert cli.main(argv) == 0
+    path = capsys.readouterr().out.strip()
+    assert load(path).meta["params"] == SMALL
+    assert cli.main(["data", "info", path, "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "twoscale" in out and "train 120, test 40" in out and "verified" in out and "row-checker" in out
+    assert cli.main(["data", "info", str(tmp_path / "missing")]) == 2
+    assert "is not a prepared dataset" in capsys.readouterr().err
+
+
+# --- the point of twoscale: both scales are needed ----------------------------------------------------------
+
+
+def _train_and_test(data, destroy_fine_detail: bool, epochs: int = 5) -> float:
+    torch.manual_seed(0)
+
+    def block(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    model = nn.Sequential(*block(3, 16), *block(16, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2),
+                          *block(32, 48), nn.MaxPool2d(2), *block(48, 48), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                          nn.Linear(48, data.num_classes))
+
+    def view(x):  # 2x2 average pooling then nearest upsampling: same layout, no pixel-scale detail
+        return F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0, mode="nearest") if destroy_fine_detail else x
+
+    train = Loader.from_prepared(data, "train", 64, drop_last=True, seed=0)
+    steps = epochs * len(train)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=steps, pct_start=0.2)
+    for _ in range(epochs):
+        for x, y in train:
+            loss = F.cross_entropy(model(view(x)), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in Loader.from_prepared(data, "test", 500):
+            correct += int((model(view(x)).argmax(1) == y).sum())
+            total += len(y)
+    return correct / total
+
+
+@pytest.mark.slow
+def test_twoscale_is_learnable_and_needs_the_fine_scale(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        data = load(prepare("twoscale", None, tmp_path, seed=0, size=16, classes=10, train=3000, test=1000))
+        full = _train_and_test(data, destroy_fine_detail=False)
+        coarse_only = _train_and_test(data, destroy_fine_detail=True)
+    finally:
+        torch.set_num_threads(threads)
+    # Chance is 0.1. Without the texture only the layout can be read, which caps accuracy at 0.5 (each layout is
+    # two classes); here about 0.98 against 0.43.
+    assert full > 0.75, (full, coarse_only)
+    assert coarse_only < full - 0.25, (full, coarse_only)

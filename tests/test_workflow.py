@@ -1,0 +1,123 @@
+"""The Snakemake workflow, for real: the smoke profile end to end, then a fresh clone of its results.
+
+One module-scoped run (a few minutes on 2 cores) feeds every test here.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TRAIN_OR_SEARCH = ("rule train:", "checkpoint search_run:", "rule search_run:", "rule prepare_data:")
+
+
+def sh(args, cwd, timeout=900, check=True):
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed in {cwd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def git(cwd, *args):
+    return sh(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd)
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    """A repository holding this working tree (committed), after `snakemake all` on the smoke profile."""
+    root = tmp_path_factory.mktemp("workflow") / "repo"
+    files = sh(["git", "ls-files", "-co", "--exclude-standard"], REPO).stdout.split("\n")
+    for name in filter(None, files):
+        if name.startswith(("results/", "figures/", "paper/tables/", "paper/verification/")):
+            continue  # start from no results at all
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "code")
+    run = sh(SNAKEMAKE + ["--cores", "2", "all", "--config", "profile=smoke"], root, timeout=1200)
+    return root, run
+
+
+def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
+    root, run = smoke_repo
+    results = root / "results" / "smoke"
+    runs = list((results / "runs" / "train").rglob("*.json"))
+    assert len(runs) >= 8  # 4 configs x 2 seeds, plus any retrain that is not a ground-truth run
+    # M = 1, 2, random search and the ten baselines of Tables 1 and 2
+    assert len(list((results / "runs" / "search").rglob("*.json"))) == 13
+    for csv in ["groundtruth", "search", "search_eval", "retrain", "ranking"]:
+        assert (results / f"{csv}.csv").stat().st_size > 0, csv
+    for table in ["table1", "table2", "table3", "table4"]:
+        for ext in ["csv", "tex", "md"]:
+            assert (root / "paper" / "tables" / "smoke" / f"{table}.{ext}").stat().st_size > 0
+    for figure in ["figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models",
+                   "groundtruth_spread"]:
+        for ext in ["pdf", "png"]:
+            assert (root / "figures" / "smoke" / f"{figure}.{ext}").stat().st_size > 1000, figure
+    assert (root / "paper" / "verification" / "smoke.md").stat().st_size > 0
+    # every job logged, every training job benchmarked
+    assert len(list((results / "logs" / "train").rglob("*.log"))) == len(runs)
+    assert len(list((results / "benchmarks" / "train").rglob("*.tsv"))) == len(runs)
+    assert not list(root.glob(".checkpoints/smoke/**/*.pt"))  # removed once each record was written
+
+
+@pytest.fixture(scope="module")
+def fresh_clone(smoke_repo, tmp_path_factory):
+    """A clone of the repository with the smoke results committed: no data, no .snakemake metadata."""
+    root, _ = smoke_repo
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "smoke results")
+    clone = tmp_path_factory.mktemp("clone") / "repo"
+    git(root.parent, "clone", "-q", str(root), str(clone))
+    return clone
+
+
+def test_fresh_clone_dry_run_lists_no_training_or_search(fresh_clone):
+    dry = sh(SNAKEMAKE + ["-n", "figures", "--config", "profile=smoke"], fresh_clone)
+    assert not any(rule in dry.stdout for rule in TRAIN_OR_SEARCH), dry.stdout[-3000:]
+
+
+def test_fresh_clone_regenerates_figures_from_results_alone_with_identical_tables(fresh_clone, smoke_repo):
+    root, _ = smoke_repo
+    tables = fresh_clone / "paper" / "tables" / "smoke"
+    for path in tables.iterdir():
+        path.unlink()
+    run = sh(SNAKEMAKE + ["--cores", "2", "figures", "--config", "profile=smoke"], fresh_clone)
+    assert not any(rule in run.stdout + run.stderr for rule in TRAIN_OR_SEARCH)
+    assert not (fresh_clone / "data").exists()
+    for path in (root / "paper" / "tables" / "smoke").iterdir():
+        assert (tables / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
+    sh(SNAKEMAKE + ["--cores", "1", "data/prepared/smoke/twoscale.txt", "--config", "profile=smoke"], fresh_clone)
+    dry = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=smoke"], fresh_clone)
+    assert "rule train:" not in dry.stdout and "search_run:" not in dry.stdout, dry.stdout[-3000:]
+
+
+def test_bad_profile_fails_before_any_job_with_one_clear_line(tmp_path):
+    proc = sh(SNAKEMAKE + ["-n", "figures", "--config", "profile=nope"], REPO, check=False)
+    assert proc.returncode != 0
+    assert "unknown profile 'nope'; known: mini, paper, smoke" in proc.stdout + proc.stderr
+
+
+def test_paper_profile_dry_run_lists_the_whole_study():
+    proc = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=paper"], REPO)
+    stats = proc.stdout[proc.stdout.index("Job stats"):]
+    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if len(line.split()) == 2
+              and line.split()[1].isdigit()}
+    assert counts["train"] >= 36 * 3  # every ResNet20 config x 3 seeds, plus the other backbones' defaults
+    # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4
+    assert counts["search_run"] == 15 * 3 + 1 + 1 + 4
+
+
+def test_lint_is_clean():
+    proc = sh(SNAKEMAKE + ["--lint"], REPO, check=False)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout[-3000:]

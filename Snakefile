@@ -9,8 +9,8 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/targets.smk"  # first, so that `figures` is the default target in every mode
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/search.smk"
 include: "rules/analysis.smk"
-include: "rules/targets.smk"

@@ -1,17 +1,6 @@
 # From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.aggregate,
 # poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/: they run on a fresh clone.
 
-CSVS = ["groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking"]
-CSV_FILES = expand(f"{RESULTS}/{{name}}.csv", name=CSVS)
-PUBLISHED = "paper/published"
-TABLE_NAMES = ["table1", "table2", "table3", "table4"]
-FIGURE_NAMES = ["figure1", "figure3", "figure5", "accuracy_vs_macs", "ranking_vs_models", "groundtruth_spread"]
-# Figure 4 draws the DARTS architectures: part of `figures` when the profile runs a DARTS baseline.
-if any(b.startswith("darts") for s in PROFILE["studies"] for b in s["search"].get("baselines", [])):
-    FIGURE_NAMES.append("figure4")
-TABLE_FORMATS = ["csv", "tex", "md"]
-
-
 rule aggregate:
     input:
         runs=groundtruth_records() + search_records(),
@@ -59,7 +48,7 @@ rule figure:
         searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
     output:
         pdf=f"{FIGURES}/{{figure}}.pdf",
-        png=report(f"{FIGURES}/{{figure}}.png", caption="captions/{figure}.rst", category="Figures"),
+        png=report(f"{FIGURES}/{{figure}}.png", caption="captions/figure.rst", category="Figures"),
     log:
         f"{LOGS}/figures/{{figure}}.log",
     wildcard_constraints:

@@ -34,6 +34,18 @@ GPU_PER_JOB = 0 if PROFILE["device"] == "cpu" else 1
 if "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", __import__("torch").cuda.device_count())
 
+# The artefacts (poolnas.aggregate, poolnas.tables, poolnas.figures).
+CSVS = ["groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking"]
+CSV_FILES = expand(f"{RESULTS}/{{name}}.csv", name=CSVS)
+PUBLISHED = "paper/published"
+TABLE_NAMES = ["table1", "table2", "table3", "table4"]
+FIGURE_NAMES = ["figure1", "figure3", "figure5", "accuracy_vs_macs", "ranking_vs_models", "groundtruth_spread"]
+# Figure 4 draws the DARTS architectures: part of `figures` when the profile runs a DARTS baseline.
+if any(b.startswith("darts") for s in PROFILE["studies"] for b in s["search"].get("baselines", [])):
+    FIGURE_NAMES.append("figure4")
+TABLE_FORMATS = ["csv", "tex", "md"]
+
+
 TRAIN_RECORD = f"{RUNS}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.json"
 SEARCH_RECORD = f"{RUNS}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.json"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolnas import aggregate
+from poolnas import aggregate, profiles
 from poolnas.cli import main
 from poolnas.spaces import SPACES
 
@@ -213,7 +213,9 @@ def test_real_smoke_training_record_and_cli(tmp_path, capsys):
     gt = pd.read_csv(results / "groundtruth.csv")
     record = json.loads(out.read_text())
     assert gt.loc[0, "config"] == "[4,3,3]" and gt.loc[0, "test_acc"] == pytest.approx(record["test_acc"])
-    assert gt.loc[0, "steps"] == math.ceil(400 / 64)
+    images, batch = record["history"][0]["images"], record["hparams"]["batch_size"]
+    assert images == profiles.load("smoke")["datasets"]["twoscale"]["train"]
+    assert gt.loc[0, "steps"] == math.ceil(images / batch)
 
 
 def test_cli_rejects_a_missing_folder(capsys, tmp_path):

@@ -121,3 +121,11 @@ def test_paper_profile_dry_run_lists_the_whole_study():
 def test_lint_is_clean():
     proc = sh(SNAKEMAKE + ["--lint"], REPO, check=False)
     assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_report_builds_with_every_figure_captioned(smoke_repo, tmp_path):
+    root, _ = smoke_repo
+    report = tmp_path / "report.html"
+    sh(SNAKEMAKE + ["--report", str(report), "figures", "--config", "profile=smoke"], root)
+    html = report.read_text(errors="replace")
+    assert "figure3.png" in html and "Kendall" in html  # the figure and its caption

@@ -88,6 +88,7 @@ AMPLITUDE = (0.07, 0.14)  # a
 CHANNEL_WEIGHT = (0.5, 1.0)  # w, per channel
 BACKGROUND_DROP = (0.15, 0.3)  # |delta|
 NOISE_SD = (0.03, 0.06)
+MARGIN = 0.0
 TWOSCALE_VERSION = 1  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
 TWOSCALE_DEFAULTS = {"seed": 0, "size": 32, "classes": 10, "train": 10000, "test": 2000}
 
@@ -120,7 +121,8 @@ def make_twoscale(n: int, *, seed: int, size: int = 32, classes: int = 10, split
     shape_radius = r * radius_factor[layout]
     present = present[layout]
     extent = np.abs(np.where(present[..., None], offsets, 0.0)).max(axis=1) + shape_radius[:, None]  # (n, 2)
-    centre = extent + rng.random((n, 2)) * (cells - 2 * extent)
+    margin = MARGIN * cells
+    centre = margin + extent + rng.random((n, 2)) * (cells - 2 * (extent + margin))
     squares = rng.random(n) < 0.5
 
     # Colours, texture draws and noise level. The texture is a (tinted) luminance pattern and the background is

@@ -28,13 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import make_twoscale
+from poolnas.datasets import CIFAR_MEAN, CIFAR_STD, make_twoscale
 from poolnas.loader import Loader
 from poolnas.models import build_model
 from poolnas.train import train_step, make_optimizer
 
-CIFAR_MEAN = (0.49139968, 0.48215827, 0.44653124)
-CIFAR_STD = (0.24703233, 0.24348505, 0.26158768)
 HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0}
 
 

@@ -79,16 +79,16 @@ LAYOUTS: dict[str, tuple[tuple[tuple[float, float], ...], float]] = {
     "square": (((-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)), 0.5 ** 0.5),
 }
 TEXTURES = ("checker", "stripes")
-# twoscale's uniform ranges (the module docstring explains each). With them every layout fits inside the image
-# less its margins: the widest extent, 0.58 * 2.6 r + 0.82 r = 2.32 r (triangle), is below 3/8 G for r <= 0.16 G.
-RADIUS = (0.11, 0.16)  # shape radius r, as a fraction of the side G in cells
-SPACING = (2.2, 2.6)  # centre spacing d, in radii
+# twoscale's uniform ranges (the module docstring explains each). With them every layout fits inside the image:
+# its widest extent, 0.58 * 2.9 r + 0.82 r = 2.5 r for the triangle, stays below half the side for r <= 0.19 G.
+RADIUS = (0.13, 0.19)  # shape radius r, as a fraction of the side G in cells
+SPACING = (2.3, 2.9)  # centre spacing d, in radii
 SHAPE_COLOUR = (0.3, 0.8)  # m, per channel
 AMPLITUDE = (0.07, 0.14)  # a
 CHANNEL_WEIGHT = (0.5, 1.0)  # w, per channel
 BACKGROUND_DROP = (0.15, 0.3)  # |delta|
 NOISE_SD = (0.03, 0.06)
-MARGIN = 1 / 8  # of the side kept free of shapes: the loader's default crop shift, so a crop never cuts a shape
+MARGIN = 0.0
 TWOSCALE_VERSION = 1  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
 TWOSCALE_DEFAULTS = {"seed": 0, "size": 32, "classes": 10, "train": 10000, "test": 2000}
 

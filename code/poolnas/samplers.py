@@ -48,7 +48,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from poolnas import mixture
 from poolnas.baselines import BaselineRun, first_max
@@ -56,21 +55,15 @@ from poolnas.models import build_model
 from poolnas.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet, evaluate_paths
 from poolnas.search import _mixture_step, evaluate_all
 from poolnas.spaces import RELAXED
-from poolnas.train import autocast
+from poolnas.train import train_step
 
 RELAXED_DRAW = 11  # numpy stream (seed, 11): the extra relaxed paths SPOS evaluates
 
 
 def _path_step(net, opt, x, y, path, dev, precision):
     """One SGD step of a single path; the loss sum and hits as device tensors (no sync)."""
-    net.train()
-    with autocast(dev, precision):
-        logits = net(x, path)
-        loss = F.cross_entropy(logits, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return {"loss": loss.detach().float() * len(y), "hits": (logits.argmax(1) == y).sum()}
+    loss, hits = train_step(net, opt, x, y, dev, precision, path)
+    return {"loss": loss * len(y), "hits": hits}
 
 
 def _pick(configs, acc) -> dict:

@@ -346,17 +346,11 @@ def _block(net, b: int, h: torch.Tensor, down: bool) -> torch.Tensor:
 
 def _mixture_step(net, opt, x, y, xv, yv, positions, dev, precision):
     """One SGD step of SuperNet `net` on a config, then one validation minibatch through it (no sync)."""
-    net.train()
-    with autocast(dev, precision):
-        logits = net(x, positions)
-        loss = F.cross_entropy(logits, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    loss, hits = train_step(net, opt, x, y, dev, precision, positions)
     net.eval()
     with torch.no_grad(), autocast(dev, precision):
         val_hits = (net(xv, positions).argmax(1) == yv).sum()
-    return loss.detach().float(), (logits.argmax(1) == y).sum(), val_hits
+    return loss, hits, val_hits
 
 
 def _random(ctx: dict) -> dict:

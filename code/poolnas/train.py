@@ -269,10 +269,12 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     return record
 
 
-def train_step(model, optimizer, x, y, device, precision):
-    """One SGD step; returns the loss and the number of correct predictions as device tensors (no sync)."""
+def train_step(model, optimizer, x, y, device, precision, config=None):
+    """One SGD step (of `config`, for a SuperNet or relaxed network); returns the mean loss and the number of
+    correct predictions as device tensors, so the caller decides when to synchronise."""
+    model.train()
     with autocast(device, precision):
-        logits = model(x)
+        logits = model(x) if config is None else model(x, config)
         loss = F.cross_entropy(logits, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

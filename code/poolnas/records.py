@@ -10,8 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import poolnas
 
 
@@ -67,6 +65,8 @@ def read_json(path: str | os.PathLike) -> Any:
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     import io
 
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -86,8 +86,10 @@ def git_commit() -> str | None:
         return None
 
 
-def provenance(device: str | torch.device | None = None) -> dict[str, Any]:
+def provenance(device=None) -> dict[str, Any]:
     """What produced a record: code version, libraries, machine. Written next to every result."""
+    import torch  # here, not at module level: the analysis commands never need it
+
     return {
         "poolnas_version": poolnas.__version__,
         "git_commit": git_commit(),

@@ -12,6 +12,9 @@ import pytest
 
 from conftest import REPO
 
+# The smoke DAG is minutes of real training: a longer limit than the suite's default 600 s per test.
+pytestmark = pytest.mark.timeout(2400)
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TRAIN_OR_SEARCH = ("rule train:", "checkpoint search_run:", "rule search_run:", "rule prepare_data:")
 
@@ -41,7 +44,7 @@ def smoke_repo(tmp_path_factory):
     git(root, "init", "-q")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "code")
-    run = sh(SNAKEMAKE + ["--cores", "2", "all", "--config", "profile=smoke"], root, timeout=1200)
+    run = sh(SNAKEMAKE + ["--cores", "2", "all", "--config", "profile=smoke"], root, timeout=2000)
     return root, run
 
 

@@ -61,6 +61,12 @@ def search_names(study):
             + ([f"random-K{spec['random']}"] if spec.get("random") else []) + list(spec.get("baselines", [])))
 
 
+def search_seeds(study, name):
+    """Seeds of one search: the baselines may run fewer (`baseline_seeds`) than the mixture and random search."""
+    spec = study["search"]
+    return spec.get("baseline_seeds", spec["seeds"]) if name in spec.get("baselines", []) else spec["seeds"]
+
+
 def search_arguments(search):
     """Command-line arguments of a search directory name (the inverse of search_names)."""
     method, _, size = search.partition("-")
@@ -78,7 +84,7 @@ def groundtruth_records():
 
 def search_records():
     return [SEARCH_RECORD.format(dataset=s["dataset"], backbone=s["backbone"], search=name, seed=seed)
-            for s in PROFILE["studies"] for name in search_names(s) for seed in s["search"]["seeds"]]
+            for s in PROFILE["studies"] for name in search_names(s) for seed in search_seeds(s, name)]
 
 
 def retrain_records(wildcards):
@@ -87,7 +93,7 @@ def retrain_records(wildcards):
     for s in PROFILE["studies"]:
         space = get_space(s["backbone"])
         for name in search_names(s):
-            for seed in s["search"]["seeds"]:
+            for seed in search_seeds(s, name):
                 record = checkpoints.search_run.get(dataset=s["dataset"], backbone=s["backbone"], search=name,
                                                 seed=seed).output.record
                 selected = json.loads(Path(record).read_text())["selected"]

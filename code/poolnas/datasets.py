@@ -25,20 +25,22 @@ The `twoscale` generator (`make_twoscale`) makes classes that need both image sc
         shapes, all discs or all squares (probability 1/2 each, same area), placed by the layout: row (2 side by
         side), column (2 stacked), diagonal (2 along either diagonal), single (1 of double area), triangle (3,
         apex up or down), square (4 at the corners of a square). The total shape area is the same for every
-        layout (up to the cell grid), so only the arrangement tells them apart. Shape radius r ~ U(0.13, 0.19) * G
+        layout (up to the cell grid), so only the arrangement tells them apart. Shape radius r ~ U(0.11, 0.16) * G
         cells (times sqrt(2), sqrt(2/3), sqrt(1/2) for single, triangle, square), centre spacing
-        d ~ U(2.3, 2.9) * r, and the layout's centre is uniform over the positions that keep every shape inside
-        the image. Each layout is its own mirror image (as a distribution), so horizontal-flip augmentation never
-        changes the class.
+        d ~ U(2.2, 2.6) * r, and the layout's centre is uniform over the positions that keep every shape at least
+        G / 8 cells (size / 8 pixels, the loader's default crop shift) from the border. So the training
+        augmentation never changes the class: a random crop never cuts a shape, and each layout is its own
+        mirror image (as a distribution).
     Fine texture: inside the shapes two colours m + a*w and m - a*w alternate pixel by pixel, as a 1-pixel
         checkerboard (texture 0) or 1-pixel stripes (texture 1; horizontal or vertical, probability 1/2), with a
         random phase. Every aligned 2x2 block of a shape averages to exactly m, so 2x2 average pooling erases the
         texture and keeps the layout: a network must look at full resolution for the texture and far for the
         layout. m ~ U(0.3, 0.8) per channel; a ~ U(0.07, 0.14); w ~ U(0.5, 1) per channel.
-    Background: flat m - delta, with delta >= 0 per channel in a random direction and |delta| ~ U(0.15, 0.3):
-        always darker than the shapes, which therefore stay visible after pooling.
-    Noise: Gaussian, sd ~ U(0.03, 0.06) per image, on every pixel and channel; then clip to [0, 1], round to
-        uint8.
+    Background: flat m - delta (clipped at 0), with delta >= 0 per channel in a random direction and
+        |delta| ~ U(0.3, 0.5): always clearly darker than the shapes, which therefore stay visible after pooling.
+    Noise: Gaussian, sd ~ U(0.10, 0.16) per image, on every pixel and channel; then clip to [0, 1], round to
+        uint8. The noise is about as strong as the texture, so reading the texture takes averaging over many
+        full-resolution pixels: how long a network stays at full resolution then shows in its accuracy.
     Labels are a seeded permutation of a balanced list; train and test come from independent streams of
     numpy's SeedSequence(seed) (spawn keys 0 and 1), so neither depends on the other's size. All draws are
     vectorised; 20,000 32x32 images take about 2 s.
@@ -79,17 +81,17 @@ LAYOUTS: dict[str, tuple[tuple[tuple[float, float], ...], float]] = {
     "square": (((-0.5, -0.5), (0.5, -0.5), (-0.5, 0.5), (0.5, 0.5)), 0.5 ** 0.5),
 }
 TEXTURES = ("checker", "stripes")
-# twoscale's uniform ranges (the module docstring explains each). With them every layout fits inside the image:
-# its widest extent, 0.58 * 2.9 r + 0.82 r = 2.5 r for the triangle, stays below half the side for r <= 0.19 G.
-RADIUS = (0.13, 0.19)  # shape radius r, as a fraction of the side G in cells
-SPACING = (2.3, 2.9)  # centre spacing d, in radii
+# twoscale's uniform ranges (the module docstring explains each). With them every layout fits inside the image
+# less its margins: the widest extent, 0.58 * 2.6 r + 0.82 r = 2.32 r (triangle), is below 3/8 G for r <= 0.16 G.
+RADIUS = (0.11, 0.16)  # shape radius r, as a fraction of the side G in cells
+SPACING = (2.2, 2.6)  # centre spacing d, in radii
 SHAPE_COLOUR = (0.3, 0.8)  # m, per channel
 AMPLITUDE = (0.07, 0.14)  # a
 CHANNEL_WEIGHT = (0.5, 1.0)  # w, per channel
-BACKGROUND_DROP = (0.15, 0.3)  # |delta|
-NOISE_SD = (0.03, 0.06)
-MARGIN = 0.0
-TWOSCALE_VERSION = 1  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
+BACKGROUND_DROP = (0.3, 0.5)  # |delta|
+NOISE_SD = (0.10, 0.16)
+MARGIN = 1 / 8  # of the side kept free of shapes: the loader's default crop shift, so a crop never cuts a shape
+TWOSCALE_VERSION = 3  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
 TWOSCALE_DEFAULTS = {"seed": 0, "size": 32, "classes": 10, "train": 10000, "test": 2000}
 
 
@@ -126,8 +128,8 @@ def make_twoscale(n: int, *, seed: int, size: int = 32, classes: int = 10, split
     squares = rng.random(n) < 0.5
 
     # Colours, texture draws and noise level. The texture is a (tinted) luminance pattern and the background is
-    # darker than the shapes in every channel: with colour-opponent textures or backgrounds of either polarity,
-    # small CNNs sat at chance for many epochs before finding either cue.
+    # clearly darker than the shapes in every channel: with colour-opponent textures, backgrounds of either
+    # polarity or half this contrast, CNNs (ResNet20 included) sat at chance for many epochs before finding a cue.
     mean = rng.uniform(*SHAPE_COLOUR, (n, 3))
     amplitude = rng.uniform(*AMPLITUDE, (n, 1)) * rng.uniform(*CHANNEL_WEIGHT, (n, 3))
     drop = np.abs(rng.normal(size=(n, 3)))

@@ -1,13 +1,14 @@
 """Training-loop throughput on this machine: ours against a bare step and against a released-style loop.
 
-    python bench/bench_train.py [--configs 4-3-3 8-1-1 1-1-8] [--batches 30] [--threads 2]
+    python bench/bench_train.py [--configs 4-3-3 8-1-1 1-1-8] [--batches 30] [--threads 2] [--precision bf16]
 
-For each config (ResNet20, batch 128, fp32, CPU unless CUDA is present) it prints images/s of
+For each config (ResNet20, batch 128, CPU unless CUDA is present) it prints images/s of
   ours       the real training loop of poolnas.train (uint8 data on the device, batched augmentation, step)
   bare       forward/backward/SGD on one pre-made batch (the ceiling for any loader)
   reference  a loop in the style of the released code: torchvision's CIFAR10 class reading the on-disk python
              pickles, per-image transforms (RandomCrop(32, 4), RandomHorizontalFlip, ToTensor, Normalize),
-             DataLoader(num_workers=0), the same model, batch and optimizer
+             DataLoader(num_workers=0), the same model, batch and optimizer, always fp32 (as released)
+`--precision bf16` runs ours and bare under bf16 autocast (BatchNorm in fp32), the profiles' `precision` option.
 and the ratios ours/bare (goal >= 0.95) and ours/reference (goal >= 1.5). Then two 1-thread training processes
 side by side against one 2-thread process, so the workflow can choose threads per job from a measurement.
 All numbers come from this one run; nothing is timed inside the test suite.
@@ -64,7 +65,7 @@ def fresh(config: str):
     return model.train(), make_optimizer(model.parameters(), HP)
 
 
-def ours(images, labels, config, batches, device):
+def ours(images, labels, config, batches, device, precision):
     model, opt = fresh(config)
     loader = Loader(images, labels, batch_size=128, mean=CIFAR_MEAN, std=CIFAR_STD, augment=True, shuffle=True,
                     drop_last=True, device=device)
@@ -73,20 +74,20 @@ def ours(images, labels, config, batches, device):
         for i, (x, y) in enumerate(loader.epoch(0)):
             if i == batches:
                 return
-            train_step(model, opt, x, y, device, "fp32")
+            train_step(model, opt, x, y, device, precision)
             yield len(y)
 
     return timed(run())
 
 
-def bare(config, batches, device):
+def bare(config, batches, device, precision):
     model, opt = fresh(config)
     x = torch.randn(128, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,), device=device)
 
     def run():
         for _ in range(batches):
-            train_step(model, opt, x, y, device, "fp32")
+            train_step(model, opt, x, y, device, precision)
             yield 128
 
     return timed(run())
@@ -123,12 +124,13 @@ def reference(root, config, batches, device):
     return timed(run())
 
 
-def parallel_jobs(config: str, batches: int) -> tuple[float, float]:
+def parallel_jobs(config: str, batches: int, precision: str) -> tuple[float, float]:
     """Total images/s of two 1-thread processes at once, and of one 2-thread process (bare steps)."""
 
     def launch(threads: int):
         return subprocess.Popen([sys.executable, __file__, "--worker", "--threads", str(threads), "--configs", config,
-                                 "--batches", str(batches)], stdout=subprocess.PIPE, text=True)
+                                 "--batches", str(batches), "--precision", precision],
+                                stdout=subprocess.PIPE, text=True)
 
     pair = [launch(1), launch(1)]
     two_single = sum(float(p.communicate()[0]) for p in pair)
@@ -141,26 +143,28 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=["4-3-3", "8-1-1", "1-1-8"])
     parser.add_argument("--batches", type=int, default=30, help="timed batches per measurement (after 3 warm-up)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="ours and bare (default fp32)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one bare measurement
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.worker:
-        print(bare(args.configs[0], args.batches, device))
+        print(bare(args.configs[0], args.batches, device, args.precision))
         return
     n = 128 * (args.batches + 4)
     images, labels = make_twoscale(n, seed=0)
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 128, fp32")
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 128, "
+          f"ours and bare in {args.precision}, reference in fp32")
     print(f"{'config':>8} {'ours':>8} {'bare':>8} {'reference':>10} {'ours/bare':>10} {'ours/ref':>9}  (images/s)")
     with tempfile.TemporaryDirectory() as tmp:
         write_cifar10_pickles(images, labels, Path(tmp))
         for config in args.configs:
-            o = ours(images, labels, config, args.batches, device)
-            b = bare(config, args.batches, device)
+            o = ours(images, labels, config, args.batches, device, args.precision)
+            b = bare(config, args.batches, device, args.precision)
             r = reference(Path(tmp), config, args.batches, device)
             print(f"{config:>8} {o:8.0f} {b:8.0f} {r:10.0f} {o / b:10.3f} {o / r:9.2f}", flush=True)
     if device.type == "cpu":
-        two, one = parallel_jobs(args.configs[0], args.batches)
+        two, one = parallel_jobs(args.configs[0], args.batches, args.precision)
         print(f"two 1-thread jobs together {two:.0f} images/s, one 2-thread job {one:.0f} images/s: "
               f"ratio {two / one:.2f}")
 

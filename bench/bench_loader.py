@@ -22,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import CIFAR_MEAN, CIFAR_STD, FOOD_MEAN, FOOD_STD, make_twoscale
+from poolnas.datasets import CIFAR_MEAN, CIFAR_STD, FOOD_MEAN, FOOD_STD
 from poolnas.loader import Loader
+from poolnas.twoscale import make_twoscale
 
 try:
     from poolnas.models import build_model

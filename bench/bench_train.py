@@ -29,10 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import CIFAR_MEAN, CIFAR_STD, make_twoscale
+from poolnas.datasets import CIFAR_MEAN, CIFAR_STD
 from poolnas.loader import Loader
 from poolnas.models import build_model
 from poolnas.train import train_step, make_optimizer
+from poolnas.twoscale import make_twoscale
 
 HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0}
 

@@ -21,7 +21,7 @@ rule train:
     threads: PROFILE["threads"]
     resources:
         gpu=GPU_PER_JOB,
-        mem_mb=lambda w: 4000 if w.backbone == "resnet20" else 16000,
+        mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed
         runtime=lambda w: runtime_minutes(w.backbone, w.dataset, protocol_epochs(w.backbone, w.dataset), w.config),
     conda:
         "../environment.yml"

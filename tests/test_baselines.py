@@ -15,33 +15,21 @@ from poolnas.samplers import Boltzmann, UCBTree
 from poolnas.search import search_run
 from poolnas.spaces import RELAXED, SPACES
 
+from conftest import Stop, comparable, tiny_profile
+
 R20 = SPACES["resnet20"]
 COMMON = ["kind", "method", "models", "candidates", "dataset", "backbone", "seed", "profile", "selected",
           "alternatives", "configs", "accuracy", "epochs", "budget", "steps", "train_seconds", "eval_seconds",
           "wall_seconds", "images_per_s", "search_train", "search_val", "hparams", "options", "run_key", "provenance"]
 EPOCH = ["epoch", "lr", "P", "counts", "train_loss", "train_acc", "val_acc", "steps", "images", "seconds"]
-TIMING = {"train_seconds", "eval_seconds", "wall_seconds", "images_per_s", "provenance"}
 STEPS_PER_EPOCH, EPOCHS_RUN = 3, 2  # 48 search-train images in batches of 16; E = 1 plus the extra epoch
-
-
-def comparable(record: dict) -> dict:
-    out = {k: v for k, v in record.items() if k not in TIMING}
-    out["epochs"] = [{k: v for k, v in h.items() if k != "seconds"} for h in out["epochs"]]
-    return out
-
-
-class Stop(Exception):
-    pass
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """The smoke profile shrunk: 96 training images of 16x16 (48/48 split), batch 16, E = 1 (+1)."""
     root = tmp_path_factory.mktemp("baselines")
-    profile = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
-    profile["profile"] = "tiny"
-    profile["datasets"]["twoscale"] = {"train": 96, "test": 20, "size": 16, "classes": 4, "seed": 0}
-    profile["search"]["resnet20"].update(epochs=1, batch_size=16, eval_batch_size=48)
+    profile = tiny_profile(epochs=1)
     profile["baselines"] = {"relaxed_eval_paths": 5}
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(profile))

@@ -21,10 +21,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from poolnas import cli, datasets
-from poolnas.datasets import DATASETS, load, make_twoscale, prepare, search_split
+from poolnas import cli, datasets, twoscale
+from poolnas.datasets import DATASETS, load, prepare, search_split
 from poolnas.errors import UsageError
 from poolnas.loader import Loader
+from poolnas.twoscale import make_twoscale
 
 SMALL = {"seed": 5, "size": 16, "classes": 4, "train": 120, "test": 40}
 
@@ -47,11 +48,13 @@ def test_twoscale_labels_are_balanced_and_named():
     _, labels = make_twoscale(1203, seed=0, classes=12, size=24)
     counts = np.bincount(labels, minlength=12)
     assert counts.max() - counts.min() <= 1 and counts.sum() == 1203
-    assert datasets.twoscale_classes(4) == ["row-checker", "row-stripes", "column-checker", "column-stripes"]
+    assert twoscale.twoscale_classes(4) == ["row-checker", "row-stripes", "column-checker", "column-stripes"]
 
 
-def test_twoscale_texture_is_pixel_scale_checker_or_stripes():
-    """The class's texture bit is readable from the image's energy at the highest spatial frequencies."""
+def test_twoscale_texture_is_pixel_scale_checker_or_stripes(monkeypatch):
+    """The class's texture bit is readable from the image's energy at the highest spatial frequencies (without
+    the noise, which is as strong as the texture on purpose)."""
+    monkeypatch.setattr(twoscale, "NOISE_SD", (0.0, 0.0))
     images, labels = make_twoscale(400, seed=3)
     x = images.astype(np.float64)
     y_sign = (-1.0) ** np.arange(32)[:, None, None]
@@ -65,7 +68,7 @@ def test_twoscale_texture_is_pixel_scale_checker_or_stripes():
 
 def test_twoscale_pooling_keeps_the_layout_and_erases_the_texture(monkeypatch):
     """Without noise, every aligned 2x2 block is background or texture that averages to the shape colour."""
-    monkeypatch.setattr(datasets, "NOISE_SD", (0.0, 0.0))
+    monkeypatch.setattr(twoscale, "NOISE_SD", (0.0, 0.0))
     images, _ = make_twoscale(200, seed=4, size=24)
     blocks = images.reshape(200, 12, 2, 12, 2, 3).astype(np.int64)
     for image, block in zip(images, blocks):
@@ -98,7 +101,7 @@ def test_prepare_then_load_round_trips_the_arrays(tmp_path):
     assert data.test.images.shape == (40, 16, 16, 3) and data.test.labels.dtype == np.int64
     meta = data.meta
     assert meta["params"] == SMALL and meta["counts"] == {"train": 120, "test": 40}
-    assert meta["image_size"] == [16, 16] and data.classes == datasets.twoscale_classes(4)
+    assert meta["image_size"] == [16, 16] and data.classes == twoscale.twoscale_classes(4)
     assert data.recipe == "pad-crop-flip"
     assert np.allclose(data.mean, images.reshape(-1, 3).mean(0) / 255, atol=1e-5)
     assert np.allclose(data.std, images.reshape(-1, 3).std(0) / 255, atol=1e-5)

@@ -200,9 +200,9 @@ KNOWN_AGREEMENTS = ["figure3.tau.M1", "figure3.tau.M2", "figure3.tau.M8", "table
 
 
 def test_verification_flags_the_known_disagreements(checks):
-    assert {k: checks[k].status for k in KNOWN_MISMATCHES} == dict.fromkeys(KNOWN_MISMATCHES, "mismatch")
-    assert {k: checks[k].status for k in KNOWN_AGREEMENTS} == dict.fromkeys(KNOWN_AGREEMENTS, "agrees")
-    assert checks["figure1.combination.[1,1,8]"].status == "unchecked"
+    assert {k: checks[k].verdict for k in KNOWN_MISMATCHES} == dict.fromkeys(KNOWN_MISMATCHES, "mismatch")
+    assert {k: checks[k].verdict for k in KNOWN_AGREEMENTS} == dict.fromkeys(KNOWN_AGREEMENTS, "agrees")
+    assert checks["figure1.combination.[1,1,8]"].verdict == "unchecked"
 
 
 def test_verify_released_writes_the_report(released, tmp_path, capsys):

@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from poolnas import aggregate, claims, verify
 from poolnas.cli import main
+from poolnas.spaces import get_space
 from poolnas.verify_released import read_published
 from test_aggregate import make_results
 
@@ -131,3 +133,17 @@ def test_a_uselessly_wide_interval_is_inconclusive(tmp_path):
     by = {j.key: j for j in verify.claim_checks(frames, "twoscale", n_boot=50, seed=0)}
     assert numbers["figure3.tau.M1"].verdict == numbers["figure3.tau.M2"].verdict == claims.UNCLEAR
     assert by["m1_tau"].verdict == claims.UNCLEAR and "[95% CI -1.000, 1.000]" in by["m1_tau"].evidence
+
+
+@pytest.mark.parametrize("seed_noise, verdict", [(0.5, "carries signal"), (20.0, "is too noisy to rank configs")])
+def test_report_states_whether_the_ground_truth_separates_configs(seed_noise, verdict):
+    rng = np.random.default_rng(0)
+    configs = [c.name for c in get_space("resnet20").configs]
+    means = np.linspace(60, 90, len(configs))  # 30 points apart
+    gt = pd.DataFrame([{"config": c, "seed": s, "test_acc": m + seed_noise * rng.standard_normal()}
+                       for c, m in zip(configs, means) for s in range(3)])
+    [line] = verify._signal(gt)
+    stats = gt.groupby("config").test_acc.agg(["mean", "std"])
+    ratio = (stats["mean"].max() - stats["mean"].min()) / stats["std"].median()
+    assert verdict in line and f"{ratio:.1f} x the median seed SD" in line
+    assert verify._signal(gt[gt.seed == 0]) == []  # one seed: no SD, nothing to say

@@ -23,7 +23,7 @@ SBE (sbe, sbe-uniform): the same SuperNet and step; Boltzmann exploration over t
 "+ Unif. Smp." (mcts-uniform, sbe-uniform): each step draws its config uniformly with probability uniform_mix
     (0.5) and from the sampler otherwise; the reward of every step, uniform or not, updates the sampler.
 MCTS and SBE select like SPOS: every config through the SuperNet on the whole search-validation split
-    (`search.evaluate_all`), the best (rule best_val; ties to the lowest index); the samplers' own preferences are
+    (`evaluation.evaluate_all`), the best (rule best_val; ties to the lowest index); the samplers' own preferences are
     alternatives.
 
 Record fields besides the common ones (`poolnas.baselines`):
@@ -51,9 +51,10 @@ import torch
 
 from poolnas import mixture
 from poolnas.baselines import BaselineRun, first_max
+from poolnas.evaluation import evaluate_all
 from poolnas.models import build_model
 from poolnas.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet, evaluate_paths
-from poolnas.search import _mixture_step, evaluate_all
+from poolnas.search import _mixture_step
 from poolnas.spaces import RELAXED
 from poolnas.train import train_step
 

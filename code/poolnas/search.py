@@ -51,7 +51,6 @@ Record (JSON; floats rounded to 6 significant digits; accuracies in percent unle
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -59,10 +58,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from poolnas import baselines, datasets, mixture, profiles
 from poolnas.errors import UsageError
+from poolnas.evaluation import evaluate_all
 from poolnas.loader import Loader, epoch_generator
 from poolnas.models import build_model
 from poolnas.records import atomic_torch_save, provenance, write_json
@@ -81,7 +80,7 @@ def derive_seed(seed: int, stream: int) -> int:
 
 def sig(x, digits: int = 6):
     """Round every float in a nested structure to `digits` significant digits (tensors become lists)."""
-    if isinstance(x, torch.Tensor):
+    if isinstance(x, (torch.Tensor, np.generic)):  # np.float32 is no Python float: unwrap it before rounding
         x = x.tolist()
     if isinstance(x, float):
         return float(f"{x:.{digits}g}") if math.isfinite(x) else x
@@ -288,60 +287,6 @@ class MixtureRun:
                            "epochs_run": self.ctx["epochs_run"]},
                 "steps": steps, "train_seconds": sum(h["seconds"] for h in history), "eval_seconds": eval_seconds}
         return _timing(body, sum(h["images"] for h in history))
-
-
-@torch.no_grad()
-def evaluate_all(nets, loader: Loader, positions: list[tuple[int, ...]], device, precision: str) -> torch.Tensor:
-    """Top-1 accuracy (percent, configs x models) of every config through every SuperNet, one host sync.
-
-    Configs that downsample at the same units so far share the computation so far: each batch goes through a
-    SuperNet as a tree over the configs (`tree_forward`), so the full-resolution prefix is computed once, not
-    once per config. The outputs are those of `net(x, positions)` (the same operations on the same tensors);
-    the result equals `train.evaluate` per pair.
-    """
-    hits: dict[tuple, torch.Tensor] = {}  # (model, config indices) -> hits on the device
-    seen = 0
-    for net in nets:
-        net.eval()
-    with autocast(device, precision):
-        for x, y in loader.epoch(0):
-            for m, net in enumerate(nets):
-                for members, logits in tree_forward(net, x, positions):
-                    n = (logits.argmax(1) == y).sum()
-                    hits[m, members] = hits[m, members] + n if (m, members) in hits else n
-            seen += len(y)
-    acc = torch.zeros(len(positions), len(nets), dtype=torch.float64)
-    for (m, members), h in zip(hits, torch.stack(list(hits.values())).tolist()):  # the one host sync
-        acc[list(members), m] = 100.0 * h / max(seen, 1)
-    return acc
-
-
-def tree_forward(net, x: torch.Tensor, positions: list[tuple[int, ...]]):
-    """Yield (config indices, logits) for every distinct config of `positions`, sharing common prefixes.
-
-    Depth first; the branch that downsamples at a unit is explored first while the input is kept, the other one
-    continues in place, so at most (number of downsamplings + 1) block inputs are alive at once.
-    """
-    def visit(h, b, members):
-        while b < len(net.blocks):
-            unit = b + net.unit_offset
-            down = [c for c in members if unit in positions[c]]
-            members = [c for c in members if unit not in positions[c]]
-            if down:
-                yield from visit(_block(net, b, h, True), b + 1, down)
-            if not members:
-                return
-            h, b = _block(net, b, h, False), b + 1
-        yield tuple(members), net.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
-
-    yield from visit(net.stem(x), 0, list(range(len(positions))))
-
-
-def _block(net, b: int, h: torch.Tensor, down: bool) -> torch.Tensor:
-    """Block b of a PoolNet on input h, downsampling or not (as PoolNet.forward_features does)."""
-    if net.downsample == "maxpool":
-        return net.blocks[b](F.max_pool2d(h, 2) if down else h)
-    return net.blocks[b](h, 2 if down else 1)
 
 
 def _mixture_step(net, opt, x, y, xv, yv, positions, dev, precision):

@@ -14,13 +14,13 @@ use the ResNet20 study of the results (cifar10 when present, else the profile's 
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from poolnas.aggregate import load, study_dataset
+from poolnas.checks import half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.spaces import get_space
@@ -49,16 +49,6 @@ EXTRA_TABLE2 = [("Balanced Mixtures (M=2)", ("search", "mixture", 2)),
 COMPUTE = {"Best conf. (Bruteforce)": "Best conf. (Bruteforce)", "Default": "Default", "SPOS": "SPOS",
            "Balanced Mixtures": "Balanced Mixtures", "MCTS": "MCTS", "SBE": "SBE", "DARTS": "DARTS"}
 PAPER_STUDY = {"table1": ("cifar10", "resnet20"), "table2": ("cifar10", "resnet20"), "table4": ("food101", "resnet50")}
-
-
-def half_up(value, places: int = 2, sign: bool = False) -> str:
-    """`value` rounded half-up to `places` decimals, as text (90.525 -> 90.53); "" for a missing value."""
-    if value is None or pd.isna(value):
-        return ""
-    # round(., 10) only removes float noise (1.0300000000000011); the rounding itself is Decimal ROUND_HALF_UP.
-    d = Decimal(repr(round(float(value), 10))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    d = abs(d) if d == 0 else d  # never print -0.00
-    return f"{d:+}" if sign else str(d)
 
 
 def _summary(values: pd.Series) -> dict:

@@ -9,7 +9,6 @@ results/<profile>/*.csv and paper/published/*.csv; nothing is typed. A number or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,51 +16,42 @@ import pandas as pd
 
 from poolnas import claims as C
 from poolnas.aggregate import load, study_dataset
+from poolnas.checks import Check, cell, half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.spaces import SPACES
-from poolnas.tables import ROWS, Study, half_up
+from poolnas.tables import ROWS, Study
 from poolnas.verify_released import read_published
 
 ACC_TOL = 0.5     # accuracy points: |ours - published| within this reproduces a published accuracy or gap
 COST_FACTOR = 2.0  # a cost ratio reproduces within this factor
 PAPER_DATA = {"resnet20": "cifar10"}
+SIGNAL = 5.0      # a ground truth carries signal when its means spread (max - min) >= this x the median seed SD
 
 
-@dataclass
-class Number:
-    key: str
-    section: str
-    claim: str
-    published: str
-    ours: str = ""
-    difference: str = ""
-    tolerance: str = ""
-    verdict: str = C.MISSING
-
-
-def _acc(key, section, claim, printed: str, res: dict, tol: float = ACC_TOL) -> Number:
+def _acc(key, section, claim, printed: str, res: dict, tol: float = ACC_TOL) -> Check:
     """An accuracy-like published value against one of our Study results (mean, std, n, status)."""
     if res.get("status") not in ("ok", "partial") or pd.isna(res.get("mean", np.nan)):
-        return Number(key, section, claim, printed, res.get("status", "not run"), tolerance=f"±{tol:g} points")
+        return Check(key, section, claim, printed, res.get("status", "not run"), tolerance=f"±{tol:g} points",
+                     verdict=C.MISSING)
     diff = res["mean"] - float(printed)
     spread = f" ± {half_up(res['std'])}" if pd.notna(res.get("std", np.nan)) else ""
     arch = f" {res['architecture']}" if res.get("architecture") else ""
-    return Number(key, section, claim, printed, f"{half_up(res['mean'])}{spread} (n={res.get('n', '?')}){arch}",
-                  half_up(diff, sign=True), f"±{tol:g} points", C.REPRODUCES if abs(diff) <= tol else C.FAILS)
+    return Check(key, section, claim, printed, f"{half_up(res['mean'])}{spread} (n={res.get('n', '?')}){arch}",
+                 half_up(diff, sign=True), f"±{tol:g} points", C.REPRODUCES if abs(diff) <= tol else C.FAILS)
 
 
-def _arch(key, section, claim, printed: str, res: dict) -> Number | None:
+def _arch(key, section, claim, printed: str, res: dict) -> Check | None:
     if not printed:  # drawn only (DARTS, Figure 4): no printed architecture to compare
         return None
     if res.get("status", "not run") == "not run":
-        return Number(key, section, claim, printed, "not run", tolerance="same config")
+        return Check(key, section, claim, printed, "not run", tolerance="same config", verdict=C.MISSING)
     found = res.get("architecture", "")
-    return Number(key, section, claim, printed, found, tolerance="same config",
-                  verdict=C.REPRODUCES if found == printed else C.FAILS)
+    return Check(key, section, claim, printed, found, tolerance="same config",
+                 verdict=C.REPRODUCES if found == printed else C.FAILS)
 
 
-def number_checks(frames: dict, pub: dict, dataset: str | None) -> list[Number]:
+def number_checks(frames: dict, pub: dict, dataset: str | None) -> list[Check]:
     out = []
     study = Study(frames, dataset, "resnet20")
     ranking = frames["ranking"][(frames["ranking"].dataset == dataset) & (frames["ranking"].method == "mixture")
@@ -69,16 +59,16 @@ def number_checks(frames: dict, pub: dict, dataset: str | None) -> list[Number]:
     for row in pub["figure3"].itertuples():
         m, claim = int(row.models), f"Kendall tau-b of the M={row.models} SuperNet score vs ground truth"
         if m not in ranking.index:
-            out.append(Number(f"figure3.tau.M{m}", "Figure 3", claim, row.kendall_tau, "not run",
-                              tolerance=f"inside our 95% CI (of width <= {C.WIDE:g})"))
+            out.append(Check(f"figure3.tau.M{m}", "Figure 3", claim, row.kendall_tau, "not run",
+                             tolerance=f"inside our 95% CI (of width <= {C.WIDE:g})", verdict=C.MISSING))
             continue
         r = ranking.loc[m]
         lo, hi = (r.kendall_tau_seed_lo, r.kendall_tau_seed_hi) if pd.notna(r.kendall_tau_seed_lo) else \
             (r.kendall_tau_lo, r.kendall_tau_hi)
         inside = pd.notna(lo) and lo <= float(row.kendall_tau) <= hi
         verdict = C.UNCLEAR if pd.isna(lo) or hi - lo > C.WIDE else C.REPRODUCES if inside else C.FAILS
-        out.append(Number(f"figure3.tau.M{m}", "Figure 3", claim + f" ({int(r.n_configs)} configs)", row.kendall_tau,
-                          f"{r.kendall_tau:.3f} [{lo:.3f}, {hi:.3f}]", f"{r.kendall_tau - float(row.kendall_tau):+.3f}",
+        out.append(Check(f"figure3.tau.M{m}", "Figure 3", claim + f" ({int(r.n_configs)} configs)", row.kendall_tau,
+                         f"{r.kendall_tau:.3f} [{lo:.3f}, {hi:.3f}]", f"{r.kendall_tau - float(row.kendall_tau):+.3f}",
                           f"inside our 95% CI (of width <= {C.WIDE:g})", verdict))
     gt = study.gt.groupby("config").test_acc
     shared = frames["search_eval"]
@@ -130,7 +120,7 @@ def number_checks(frames: dict, pub: dict, dataset: str | None) -> list[Number]:
     return out
 
 
-def cost_checks(study: Study, compute: pd.DataFrame) -> list[Number]:
+def cost_checks(study: Study, compute: pd.DataFrame) -> list[Check]:
     """Published GPU-hour ratios to one default training against the same ratio of our wall-clock hours."""
     c = compute[(compute.dataset == "cifar10") & (compute.backbone == "resnet20")].set_index("method").gpu_hours
     default, out = study.row(("default",)), []
@@ -140,13 +130,13 @@ def cost_checks(study: Study, compute: pd.DataFrame) -> list[Number]:
         claim = f"cost of {method} / one default training (GPU-h ratio)"
         res = study.row(spec)
         if pd.isna(res.get("cost_hours", np.nan)) or pd.isna(default.get("cost_hours", np.nan)):
-            out.append(Number(f"cost.{method}", "Compute", claim, printed, "not run",
-                              tolerance=f"within x{COST_FACTOR:g}"))
+            out.append(Check(f"cost.{method}", "Compute", claim, printed, "not run",
+                             tolerance=f"within x{COST_FACTOR:g}", verdict=C.MISSING))
             continue
         ratio = res["cost_hours"] / default["cost_hours"]
         ok = 1 / COST_FACTOR <= ratio / float(printed) <= COST_FACTOR
-        out.append(Number(f"cost.{method}", "Compute", claim, printed, f"{ratio:.1f}", f"x{ratio / float(printed):.2f}",
-                          f"within x{COST_FACTOR:g}", C.REPRODUCES if ok else C.FAILS))
+        out.append(Check(f"cost.{method}", "Compute", claim, printed, f"{ratio:.1f}", f"x{ratio / float(printed):.2f}",
+                         f"within x{COST_FACTOR:g}", C.REPRODUCES if ok else C.FAILS))
     return out
 
 
@@ -168,13 +158,23 @@ def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int) -> l
 # --- the report ---------------------------------------------------------------------------------------------
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ") or "-"
+def _signal(gt: pd.DataFrame) -> list[str]:
+    """Whether configs differ by more than seeds do: without that, no ranking claim can be tested."""
+    stats = gt.groupby("config").test_acc.agg(["mean", "std"])
+    median_std = stats["std"].median()
+    if len(stats) < 2 or not median_std > 0:
+        return []
+    spread = stats["mean"].max() - stats["mean"].min()
+    verdict = "carries signal" if spread >= SIGNAL * median_std else "is too noisy to rank configs"
+    return [f"- Ground-truth signal: the config means spread over {spread:.2f} points (max - min; their SD "
+            f"{stats['mean'].std():.2f}), {spread / median_std:.1f} x the median seed SD of {median_std:.2f}: it "
+            f"{verdict} (criterion: spread >= {SIGNAL:g} x median SD; figure `groundtruth_spread`)."]
 
 
 def _context(frames: dict, dataset: str | None) -> tuple[list[str], list[str]]:
     """What our runs are (summary lines) and why their numbers may differ from the paper's (reasons)."""
-    gt = frames["groundtruth"][frames["groundtruth"].dataset == dataset]
+    gt = frames["groundtruth"]
+    gt = gt[(gt.dataset == dataset) & (gt.backbone == "resnet20")]  # not the retrained relaxed-space paths
     search = frames["search"][frames["search"].dataset == dataset]
     if gt.empty and search.empty:
         return ["- No ResNet20 runs in these results: every number and claim below is not verifiable."], []
@@ -187,6 +187,7 @@ def _context(frames: dict, dataset: str | None) -> tuple[list[str], list[str]]:
                f"{', '.join(map(str, epochs))} epochs), "
                + (", ".join(f"{n} x {name}" for name, n in search.groupby("search").size().items()) or "no searches")
                + "."]
+    summary += _signal(gt)
     reasons = []
     if dataset != PAPER_DATA["resnet20"]:
         reasons.append(f"- `{dataset}` is not CIFAR10: absolute accuracies cannot match the paper's, and the paper's "
@@ -212,7 +213,7 @@ def _context(frames: dict, dataset: str | None) -> tuple[list[str], list[str]]:
     return summary, reasons
 
 
-def render(numbers: list[Number], judged: list[C.Judgement], context: tuple[list[str], list[str]], released: str,
+def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[str], list[str]], released: str,
            command: str, thresholds: str) -> str:
     count = lambda xs, attr: pd.Series([getattr(x, attr) for x in xs], dtype=object).value_counts()  # noqa: E731
     n, j = count(numbers, "verdict"), count(judged, "verdict")
@@ -245,14 +246,13 @@ def render(numbers: list[Number], judged: list[C.Judgement], context: tuple[list
         lines += ["", "### Why our numbers may differ from the paper's", "", *context[1]]
     lines += ["", "## The paper's claims, judged on our results", "",
               "| Claim | Paper | Test | Evidence | Verdict |", "|---|---|---|---|---|"]
-    lines += [f"| {_cell(x.claim)} | {_cell(x.source)} | {_cell(x.test)} | {_cell(x.evidence)} | **{x.verdict}** |"
+    lines += [f"| {cell(x.claim)} | {cell(x.source)} | {cell(x.test)} | {cell(x.evidence)} | **{x.verdict}** |"
               for x in judged]
     lines += ["", "## Published numbers against ours", ""]
     for section in dict.fromkeys(x.section for x in numbers):
         lines += [f"### {section}", "", "| Number | Published | Ours | Difference | Agrees if | Verdict |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {_cell(x.claim)} | {_cell(x.published)} | {_cell(x.ours)} | {_cell(x.difference)} | "
-                  f"{_cell(x.tolerance)} | {x.verdict} |" for x in numbers if x.section == section]
+        lines += [x.markdown_row(x.verdict) for x in numbers if x.section == section]
         lines.append("")
     return "\n".join(lines + [released]).rstrip("\n") + "\n"
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from decimal import ROUND_HALF_UP, Decimal
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from poolnas.checks import Check, decimals, rounds_to
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.released import SPACE, rank_released, read_released
@@ -40,20 +39,6 @@ SECTION_NOTES = {
 VERDICTS = {"agrees": "agrees", "mismatch": "**does not match**", "note": "note", "unchecked": "not checkable"}
 
 
-@dataclass(frozen=True)
-class Check:
-    """One published claim and what the released data says about it."""
-
-    key: str  # stable id, e.g. "figure3.tau.M4"
-    section: str
-    claim: str
-    published: str
-    ours: str = ""
-    difference: str = ""
-    tolerance: str = ""
-    status: str = "note"  # one of VERDICTS
-
-
 def read_published(directory: str | Path) -> dict[str, pd.DataFrame]:
     """Every published CSV as text (empty string for an empty cell), so printed digits survive."""
     directory = Path(directory)
@@ -64,24 +49,13 @@ def read_published(directory: str | Path) -> dict[str, pd.DataFrame]:
             for name in PUBLISHED_FILES}
 
 
-def _decimals(printed: str) -> int:
-    """How many decimals a number was printed with."""
-    return len(printed.split(".")[1]) if "." in printed else 0
-
-
-def _rounds_to(value: float, printed: str) -> bool:
-    """Does `value`, rounded half-up to the printed number of decimals (as the paper rounds), print as `printed`?"""
-    exact = Decimal(repr(round(float(value), 10)))  # round(., 10) drops float noise such as 2.0999999999999943
-    return exact.quantize(Decimal(1).scaleb(-_decimals(printed)), rounding=ROUND_HALF_UP) == Decimal(printed)
-
-
 def _compare(key, section, claim, printed: str, ours: float, digits: int, tol: float | None = None,
              context: str = "") -> Check:
     """A numeric claim. Agrees when ours rounds (half-up) to the printed value, or, given `tol`, when
     |ours - printed| <= tol."""
     diff = ours - float(printed)
     if tol is None:
-        ok, tolerance = _rounds_to(ours, printed), f"rounding to {_decimals(printed)} dp"
+        ok, tolerance = rounds_to(ours, printed), f"rounding to {decimals(printed)} dp"
     else:
         ok, tolerance = abs(diff) <= tol, f"within ±{tol:g}"
     shown = round(diff, digits) or 0.0  # `or 0.0`: float noise like -5e-15 prints +0.00, not -0.00
@@ -104,7 +78,7 @@ def figure3_checks(tidy, pub, n_boot: int, seed: int) -> list[Check]:
     for row in pub["figure3"].itertuples():
         if (m := int(row.models)) not in ranks.index:
             checks.append(Check(f"figure3.tau.M{m}", "Figure 3", f"Kendall tau, M={m}", row.kendall_tau,
-                                status="unchecked"))
+                                verdict="unchecked"))
             continue
         tau = ranks.at[m, "kendall_tau"]
         ci = f" (95% CI {ranks.at[m, 'kendall_tau_lo']:.2f}..{ranks.at[m, 'kendall_tau_hi']:.2f})" if n_boot else ""
@@ -113,7 +87,7 @@ def figure3_checks(tidy, pub, n_boot: int, seed: int) -> list[Check]:
         checks.append(check)
         if float(row.kendall_tau) == int(tau * 1000) / 1000 != round(tau, 3):
             truncated.append(f"M={m}")
-        if check.status == "mismatch":  # which released pair of columns has a tau closest to the printed one?
+        if check.verdict == "mismatch":  # which released pair of columns has a tau closest to the printed one?
             (a, b), near = min(pair_tau.items(), key=lambda kv: abs(kv[1] - float(row.kendall_tau)))
             checks.append(Check(f"figure3.nearest.M{m}", "Figure 3", f"released column pair whose tau is closest "
                                 f"to the published M={m} value (a coincidence is possible)", row.kendall_tau,
@@ -134,7 +108,7 @@ def figure1_checks(tidy, pub) -> list[Check]:
                                    gt.at[row.config, "gt_mean"], 4))
         else:
             checks.append(Check(key, "Figure 1", claim + " (protocol unknown; not in the released file)",
-                                row.acc, status="unchecked"))
+                                row.acc, verdict="unchecked"))
     return checks
 
 
@@ -153,7 +127,7 @@ def architecture_checks(tidy, pub, table: str) -> list[Check]:
         name, key = f"{row.method} {row.architecture}".strip() + paths, f"{table}.{row.method}{paths}"
         if row.architecture not in gt.index:
             checks.append(Check(key, section, f"{name}: architecture not among the 36 configs",
-                                f"{row.acc_mean} ± {row.acc_std}", status="unchecked"))
+                                f"{row.acc_mean} ± {row.acc_std}", verdict="unchecked"))
             continue
         name += f" (#{gt.at[row.architecture, 'index']})"
         for stat in ("mean", "std"):
@@ -164,7 +138,7 @@ def architecture_checks(tidy, pub, table: str) -> list[Check]:
         brute = _row(pub, "table2", "Best conf. (Bruteforce)").architecture
         checks.append(Check("table2.bruteforce", section, "Best conf. (Bruteforce) is the argmax of the ground truth",
                             brute, f"{best} (#{gt.at[best, 'index']}, {gt.at[best, 'gt_mean']:.4f})",
-                            tolerance="same config", status="agrees" if best == brute else "mismatch"))
+                            tolerance="same config", verdict="agrees" if best == brute else "mismatch"))
         named = pub[table][pub[table].architecture.isin(gt.index)]
         ratio = named.acc_std.astype(float).to_numpy() / gt.loc[named.architecture, "gt_std"].to_numpy()
         checks.append(Check("table2.std_ratio", section, "published std / released gt std over the named configs "
@@ -179,7 +153,7 @@ def consistency_checks(tidy, pub) -> list[Check]:
     means = t2.sort_values("rank", key=lambda r: r.astype(int)).acc_mean.astype(float)
     checks.append(Check("table2.order", "Table 2", "rows are in order of accuracy", "rank 1..10",
                         "non-decreasing" if means.is_monotonic_increasing else "out of order",
-                        status="agrees" if means.is_monotonic_increasing else "mismatch"))
+                        verdict="agrees" if means.is_monotonic_increasing else "mismatch"))
     for m1, m2 in SAME_METHOD.items():
         a, b = _row(pub, "table1", m1), _row(pub, "table2", m2)
         for col in ("architecture", "acc_mean", "acc_std"):
@@ -187,7 +161,7 @@ def consistency_checks(tidy, pub) -> list[Check]:
                 same = a[col] == b[col] if col == "architecture" else float(a[col]) == float(b[col])
                 checks.append(Check(f"t1t2.{m2}.{col}", "Table 1 vs Table 2", f"{m1} (T1) vs {m2} (T2): {col}",
                                     f"{a[col] or '-'} (T1) / {b[col] or '-'} (T2)", tolerance="equal as printed",
-                                    status="agrees" if same else "mismatch"))
+                                    verdict="agrees" if same else "mismatch"))
     for printed, rows in t1.groupby("paths"):
         space_size = min((1, len(SPACE), len(RELAXED)), key=lambda n: abs(n - int(printed)))
         if space_size > 1:  # a single config (Default) has nothing to count
@@ -228,7 +202,7 @@ def pick_checks(tidy, pub) -> list[Check]:
                                 f"({table.replace('table', 'Table ')}) pick vs argmax of the M={m} score", arch,
                                 f"{ranks.at[m, 'pick']}; {arch} is #{place} of {len(scores)} by that score "
                                 f"({scores[arch]:.2f} vs top {scores.iloc[0]:.2f})", tolerance="same config",
-                                status="agrees" if ranks.at[m, "pick"] == arch else "mismatch"))
+                                verdict="agrees" if ranks.at[m, "pick"] == arch else "mismatch"))
     return checks
 
 
@@ -240,7 +214,7 @@ def other_checks(pub) -> list[Check]:
                   "1-block last stage (two downsamplings under the released ResNet50 indexing bug)",
                   ", ".join(searched.architecture), f"{len(one_block)} of {len(searched)}: {', '.join(one_block)}"),
             Check("table3.values", "Not in the released file", "Table 3 and Table 4 accuracies, GPU-hours",
-                  "see paper/published", status="unchecked")]
+                  "see paper/published", verdict="unchecked")]
 
 
 def verify(tidy: pd.DataFrame, pub: dict[str, pd.DataFrame], n_boot: int = 2000, seed: int = 0) -> list[Check]:
@@ -250,14 +224,10 @@ def verify(tidy: pd.DataFrame, pub: dict[str, pd.DataFrame], n_boot: int = 2000,
             + consistency_checks(tidy, pub) + pick_checks(tidy, pub) + other_checks(pub))
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|") or "-"
-
-
 def render_markdown(checks: list[Check], source: Path, n_boot: int, seed: int) -> str:
     """The report: a summary of what does not match, then one table per section."""
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    counts = pd.Series([c.status for c in checks]).value_counts()
+    counts = pd.Series([c.verdict for c in checks]).value_counts()
     lines = ["## Published numbers vs the authors' released per-configuration data", "",
              f"Generated by `python -m poolnas verify-released {source.name} --bootstrap {n_boot} --seed {seed}` "
              f"(input sha256 {digest}...; published numbers from `paper/published/`). \"Recomputed\" values come "
@@ -269,18 +239,17 @@ def render_markdown(checks: list[Check], source: Path, n_boot: int, seed: int) -
              f"{counts.get('unchecked', 0)} not checkable with this file, {counts.get('note', 0)} notes."]
     for stat in ("mean", "std"):
         named = [c for c in checks if c.section in ("Table 1", "Table 2") and c.key.endswith(f".{stat}")]
-        lines.append(f"- Named ResNet20 architectures of Tables 1-2: {sum(c.status == 'agrees' for c in named)} of "
+        lines.append(f"- Named ResNet20 architectures of Tables 1-2: {sum(c.verdict == 'agrees' for c in named)} of "
                      f"{len(named)} printed {stat}s agree with the released ground truth of that config.")
     lines += ["", "### What does not match", ""]
     lines += [f"- {c.section}: {c.claim}: published {c.published}" + (f", recomputed {c.ours}" if c.ours else "")
               + (f" (difference {c.difference}; agrees if {c.tolerance})" if c.difference else "")
-              for c in checks if c.status == "mismatch"] or ["- nothing"]
+              for c in checks if c.verdict == "mismatch"] or ["- nothing"]
     for section in dict.fromkeys(c.section for c in checks):
         lines += ["", f"### {section}", ""] + ([SECTION_NOTES[section], ""] if section in SECTION_NOTES else [])
         lines += ["| Claim | Published | Recomputed | Difference | Agrees if | Verdict |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {_cell(c.claim)} | {_cell(c.published)} | {_cell(c.ours)} | {_cell(c.difference)} | "
-                  f"{_cell(c.tolerance)} | {VERDICTS[c.status]} |" for c in checks if c.section == section]
+        lines += [c.markdown_row(VERDICTS[c.verdict]) for c in checks if c.section == section]
     return "\n".join(lines) + "\n"
 
 

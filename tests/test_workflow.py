@@ -53,8 +53,8 @@ def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
     results = root / "results" / "smoke"
     runs = list((results / "runs" / "train").rglob("*.json"))
     assert len(runs) >= 8  # 4 configs x 2 seeds, plus any retrain that is not a ground-truth run
-    # M = 1, 2, random search and the ten baselines of Tables 1 and 2
-    assert len(list((results / "runs" / "search").rglob("*.json"))) == 13
+    # M = 1, 2, 4, 8, random search and the ten baselines of Tables 1 and 2
+    assert len(list((results / "runs" / "search").rglob("*.json"))) == 15
     for csv in ["groundtruth", "search", "search_eval", "retrain", "ranking"]:
         assert (results / f"{csv}.csv").stat().st_size > 0, csv
     for table in ["table1", "table2", "table3", "table4"]:
@@ -65,6 +65,9 @@ def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
         for ext in ["pdf", "png"]:
             assert (root / "figures" / "smoke" / f"{figure}.{ext}").stat().st_size > 1000, figure
     assert (root / "paper" / "verification" / "smoke.md").stat().st_size > 0
+    for table in ["table1", "table2"]:  # every method of Tables 1-2 ran and had its pick retrained
+        rows = (root / "paper" / "tables" / "smoke" / f"{table}.md").read_text().splitlines()
+        assert not [row for row in rows if row.startswith("|") and "not run" in row], table
     # every job logged, every training job benchmarked
     assert len(list((results / "logs" / "train").rglob("*.log"))) == len(runs)
     assert len(list((results / "benchmarks" / "train").rglob("*.tsv"))) == len(runs)

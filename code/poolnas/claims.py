@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
+from poolnas.stats import seed_spread
+
 ALPHA = 0.05            # significance level of every test
 BAD_TAU = 0.5           # "ranks badly": the upper end of tau's 95% CI is below this
 UNIFORM_SLACK = 0.1     # "near uniform": mean max_m P(m|c) <= 1/M + this, at the first epoch
@@ -89,15 +91,14 @@ def pooling_matters(ev: Evidence) -> Judgement:
         warnings.simplefilter("ignore", RuntimeWarning)
         f, p_f = sp.f_oneway(*groups)
         h, p_h = sp.kruskal(*groups)
-    means = np.array([g.mean() for g in groups])
-    stds = np.array([g.std(ddof=1) for g in groups])
+    spread = seed_spread([g.mean() for g in groups], [g.std(ddof=1) for g in groups])
     allv = np.concatenate(groups)
     eta2 = sum(len(g) * (g.mean() - allv.mean()) ** 2 for g in groups) / ((allv - allv.mean()) ** 2).sum()
     ok = p_f < ALPHA
     return Judgement(key, claim, source, test,
                      f"{len(groups)} configs, {len(allv)} runs: F = {f:.2f}, p = {_fmt_p(p_f)}; H = {h:.2f}, "
-                     f"p = {_fmt_p(p_h)}; eta² = {eta2:.2f}; means span {means.max() - means.min():.2f} points "
-                     f"(SD {means.std(ddof=1):.2f}) against a median per-config SD of {np.median(stds):.2f}",
+                     f"p = {_fmt_p(p_h)}; eta² = {eta2:.2f}; means span {spread['spread']:.2f} points "
+                     f"(SD {spread['sd']:.2f}) against a median per-config SD of {spread['median_sd']:.2f}",
                      REPRODUCES if ok else FAILS)
 
 

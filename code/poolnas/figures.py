@@ -25,7 +25,7 @@ from poolnas.aggregate import load, study_dataset  # noqa: E402
 from poolnas.errors import UsageError  # noqa: E402
 from poolnas.records import atomic_write_bytes, atomic_write_text  # noqa: E402
 from poolnas.spaces import RELAXED, SPACES  # noqa: E402
-from poolnas.stats import trend_line  # noqa: E402
+from poolnas.stats import seed_spread, trend_line  # noqa: E402
 
 SPACE = SPACES["resnet20"]
 NAMES = ("figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models", "groundtruth_spread")
@@ -344,9 +344,9 @@ def groundtruth_spread(d: Data):
     ax.set_xticks(range(len(g)), g.index, rotation=90 if many else 0, fontsize=5.5 if many else 7)
     ax.set(xlim=(-0.7, len(g) - 0.3), xlabel="configuration (sorted by mean)", ylabel=f"standalone test {ACC}")
     ax.grid(axis="x", visible=False)
-    median_std = g["std"].median()
-    text = (f"spread of means: max − min {g['mean'].max() - g['mean'].min():.2f}, SD {g['mean'].std(ddof=1):.2f}\n"
-            f"median per-config SD over seeds: {median_std:.2f} (≥{int(g.n.min())} seeds)")
+    s = seed_spread(g["mean"], g["std"])
+    text = (f"spread of means: max − min {s['spread']:.2f}, SD {s['sd']:.2f}\n"
+            f"median per-config SD over seeds: {s['median_sd']:.2f} (≥{int(g.n.min())} seeds)")
     ax.text(0.01, 0.97, text, transform=ax.transAxes, va="top", fontsize=7,
             bbox=dict(boxstyle="round", facecolor="white", edgecolor="#CCCCCC"))
     ax.legend(loc="best", frameon=True, framealpha=0.9)

@@ -20,6 +20,13 @@ from scipy import stats as _sp
 DEFAULT_KS = (1, 3, 5)
 
 
+def seed_spread(means, stds) -> dict[str, float]:
+    """How far apart configs are against seed noise, from per-config means and seed SDs (NaN SDs skipped):
+    the spread of the means (max - min), their SD, and the median seed SD."""
+    means, stds = pd.Series(means, dtype=float), pd.Series(stds, dtype=float)
+    return {"spread": means.max() - means.min(), "sd": means.std(ddof=1), "median_sd": stds.median()}
+
+
 def _aligned(gt, score) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """Float arrays of equal length plus the config labels (a RangeIndex for plain arrays)."""
     if isinstance(gt, pd.Series) and isinstance(score, pd.Series):

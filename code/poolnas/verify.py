@@ -20,6 +20,7 @@ from poolnas.checks import Check, cell, half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.spaces import SPACES
+from poolnas.stats import seed_spread
 from poolnas.tables import ROWS, Study
 from poolnas.verify_released import read_published
 
@@ -160,14 +161,13 @@ def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int) -> l
 
 def _signal(gt: pd.DataFrame) -> list[str]:
     """Whether configs differ by more than seeds do: without that, no ranking claim can be tested."""
-    stats = gt.groupby("config").test_acc.agg(["mean", "std"])
-    median_std = stats["std"].median()
-    if len(stats) < 2 or not median_std > 0:
+    per = gt.groupby("config").test_acc.agg(["mean", "std"])
+    s = seed_spread(per["mean"], per["std"])
+    if len(per) < 2 or not s["median_sd"] > 0:
         return []
-    spread = stats["mean"].max() - stats["mean"].min()
-    verdict = "carries signal" if spread >= SIGNAL * median_std else "is too noisy to rank configs"
-    return [f"- Ground-truth signal: the config means spread over {spread:.2f} points (max - min; their SD "
-            f"{stats['mean'].std():.2f}), {spread / median_std:.1f} x the median seed SD of {median_std:.2f}: it "
+    verdict = "carries signal" if s["spread"] >= SIGNAL * s["median_sd"] else "is too noisy to rank configs"
+    return [f"- Ground-truth signal: the config means spread over {s['spread']:.2f} points (max - min; their SD "
+            f"{s['sd']:.2f}), {s['spread'] / s['median_sd']:.1f} x the median seed SD of {s['median_sd']:.2f}: it "
             f"{verdict} (criterion: spread >= {SIGNAL:g} x median SD; figure `groundtruth_spread`)."]
 
 

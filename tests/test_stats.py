@@ -88,6 +88,40 @@ def _noisy(n: int, noise: float, seed: int):
     return gt, gt + rng.normal(0, noise, size=n)
 
 
+def _scipy_replicate(g, s, ks):
+    """One replicate's metrics the slow, obvious way: scipy calls and the public per-metric functions."""
+    out = {"kendall_tau": scipy.stats.kendalltau(g, s).statistic, "spearman": scipy.stats.spearmanr(g, s).statistic}
+    out.update({f"top{k}": stats.top_k_overlap(g, s, k) if k <= len(g) else np.nan for k in ks})
+    out["regret"] = stats.regret(g, s)
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 5, 36])
+def test_vectorised_replicates_equal_scipy_bit_for_bit(n):
+    # Rounded values give many ties, as resampling (a config drawn twice) and accuracies in 0.05 steps do;
+    # the rows include a constant one, where scipy returns NaN.
+    rng = np.random.default_rng(n)
+    g = np.round(rng.normal(90, 1, size=(300, n)), 1)
+    s = np.round(g + rng.normal(0, 1, size=(300, n)), 0)
+    g[0] = 3.0
+    ks = (1, 3, 5)
+    batch = stats._batch_metrics(g, s, ks)
+    with np.errstate(all="ignore"), pytest.warns(scipy.stats.ConstantInputWarning):
+        expected = [_scipy_replicate(g[i], s[i], ks) for i in range(len(g))]
+    for name in batch:
+        np.testing.assert_array_equal(batch[name], [row[name] for row in expected], err_msg=name)
+
+
+def test_vectorised_replicates_do_not_depend_on_the_chunk_size(monkeypatch):
+    g, s = _noisy(12, 1.0, seed=3)
+    draws = np.random.default_rng(0).integers(0, 12, size=(50, 12))
+    whole = stats._batch_metrics(g[draws], s[draws], stats.DEFAULT_KS)
+    monkeypatch.setattr(stats, "PAIR_BUDGET", 7 * 66)  # 7 replicates of 66 pairs per chunk
+    chunked = stats._batch_metrics(g[draws], s[draws], stats.DEFAULT_KS)
+    for name in whole:
+        np.testing.assert_array_equal(whole[name], chunked[name], err_msg=name)
+
+
 def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
     gt, score = _noisy(36, 1.0, seed=1)
     ci = stats.bootstrap_ci(gt, score, n_boot=500, seed=7)

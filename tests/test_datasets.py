@@ -386,6 +386,6 @@ def test_twoscale_is_learnable_and_needs_the_fine_scale(tmp_path):
     finally:
         torch.set_num_threads(threads)
     # Chance is 0.1. Without the texture only the layout can be read, which caps accuracy at 0.5 (each layout is
-    # two classes); twoscale v3 (noise as strong as the texture) gives about 0.88 against 0.44.
+    # two classes); twoscale v3 (noise as strong as the texture) gave about 0.88 against 0.44.
     assert full > 0.75, (full, coarse_only)
     assert coarse_only < full - 0.25, (full, coarse_only)

@@ -155,7 +155,8 @@ def prepare(*, method: str, profile: str | dict, dataset: str, backbone: str, se
     options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof["precision"], "channels_last": prof["channels_last"], "stem": stem,
-               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False}
+               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False,
+               "warmup_epochs": hp.get("warmup_epochs", 0), "warmup_factor": hp.get("warmup_factor", 0.1)}
     if method == "mixture":
         options.update(bn="supernet", final_P="last epoch's balancing re-applied to the final W",
                        sampler="P' = softmax(T W + b), b = -sum log(marginals)",

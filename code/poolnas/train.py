@@ -204,7 +204,8 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     stem = stem_for(data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
-               "precision": precision}
+               "precision": precision, "warmup_epochs": hp.get("warmup_epochs", 0),
+               "warmup_factor": hp.get("warmup_factor", 0.1)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)

@@ -19,8 +19,8 @@
         layout. m ~ U(0.3, 0.8) per channel; a ~ U(0.07, 0.14); w ~ U(0.5, 1) per channel.
     Background: flat m - delta (clipped at 0), with delta >= 0 per channel in a random direction and
         |delta| ~ U(0.3, 0.5): always clearly darker than the shapes, which therefore stay visible after pooling.
-    Noise: Gaussian, sd ~ U(0.10, 0.16) per image, on every pixel and channel; then clip to [0, 1], round to
-        uint8. The noise is about as strong as the texture, so reading the texture takes averaging over many
+    Noise: Gaussian, sd ~ U(0.05, 0.09) per image, on every pixel and channel; then clip to [0, 1], round to
+        uint8. The noise is a little weaker than the texture, so reading the texture takes averaging over several
         full-resolution pixels: how long a network stays at full resolution then shows in its accuracy.
     Labels are a seeded permutation of a balanced list; train and test come from independent streams of
     numpy's SeedSequence(seed) (spawn keys 0 and 1), so neither depends on the other's size. All draws are
@@ -57,9 +57,10 @@ SHAPE_COLOUR = (0.3, 0.8)  # m, per channel
 AMPLITUDE = (0.07, 0.14)  # a
 CHANNEL_WEIGHT = (0.5, 1.0)  # w, per channel
 BACKGROUND_DROP = (0.3, 0.5)  # |delta|
-NOISE_SD = (0.10, 0.16)
+NOISE_SD = (0.05, 0.09)  # v3 had (0.10, 0.16): at mini scale half the configs then found the texture
+# in some seeds only (median seed SD 16.5 points); pilots at (0.05, 0.09) gave seed SDs of 1-2.5 points
 MARGIN = 1 / 8  # of the side kept free of shapes: the loader's default crop shift, so a crop never cuts a shape
-TWOSCALE_VERSION = 3  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
+TWOSCALE_VERSION = 4  # bump whenever make_twoscale's output changes: it names the cache, so old ones are not reused
 TWOSCALE_DEFAULTS = {"seed": 0, "size": 32, "classes": 10, "train": 10000, "test": 2000}
 
 

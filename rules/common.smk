@@ -140,7 +140,9 @@ def runtime_minutes(backbone, dataset, epochs, config_slug=None):
 
 
 def prepared(wildcards):
-    # ancient(): preparing a dataset later never makes cached runs look stale.
+    # ancient(): preparing a dataset later never makes cached runs look stale. Preparing it in the same run
+    # still does (Snakemake reruns a job whose input another job of the run writes, ancient or not:
+    # snakemake/snakemake#661), hence the `data` target to run first.
     return ancient(f"{DATA}/prepared/{P}/{wildcards.dataset}.txt")
 
 

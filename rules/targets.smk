@@ -24,6 +24,11 @@ rule verify:
         f"paper/verification/{P}.md",
 
 
+rule data:
+    input:
+        sorted({f"{DATA}/prepared/{P}/{s['dataset']}.txt" for s in PROFILE["studies"]}),
+
+
 rule groundtruth:
     input:
         groundtruth_records(),

@@ -107,8 +107,8 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
     assert (fresh_clone / "data" / "prepared" / "smoke" / "twoscale.txt").exists()
     dry = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=smoke"], fresh_clone)
     assert "rule train:" not in dry.stdout and "search_run:" not in dry.stdout, dry.stdout[-3000:]
-    # With the data prepared, a deleted record is the one job `groundtruth` redoes, and `all` then refreshes
-    # the CSVs. (`all` alone does not: like a temp() file, a missing record whose CSVs exist is not rebuilt.)
+    # With the data prepared, a deleted record is the one job `groundtruth` redoes (it lists every record; with
+    # the CSVs present, `all` alone did not always ask for it), and `all` then refreshes the CSVs.
     runs = fresh_clone / "results" / "smoke" / "runs" / "train" / "twoscale" / "resnet20"
     record = sorted(runs.rglob("seed*.json"))[0]
     kept = record.read_bytes()

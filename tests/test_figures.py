@@ -63,3 +63,19 @@ def test_empty_results_draw_nothing(tmp_path):
     done = figures.make_figures(results, tmp_path / "figs")
     assert all(isinstance(v, str) for v in done.values())
     assert not list((tmp_path / "figs").glob("*.p*"))
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_accuracy_axes_end_at_100_only_when_the_bars_pass_it(axis):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.errorbar([97.0], [97.0], xerr=[6.0], yerr=[6.0])  # a mean + SD bar at 103 %
+    figures.cap_at_100(ax, axis)
+    assert getattr(ax, f"get_{axis}lim")()[1] == 100.5
+    ax.cla()
+    ax.plot([40.0, 60.0], [40.0, 60.0])
+    before = getattr(ax, f"get_{axis}lim")()
+    figures.cap_at_100(ax, axis)
+    assert getattr(ax, f"get_{axis}lim")() == before
+    plt.close(fig)

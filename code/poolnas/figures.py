@@ -147,6 +147,12 @@ def figure1(d: Data):
     return fig
 
 
+def cap_at_100(ax, axis: str):
+    """End an accuracy axis at 100 %: a mean + SD bar may pass it; accuracy cannot."""
+    low, high = getattr(ax, f"get_{axis}lim")()
+    getattr(ax, f"set_{axis}lim")(low, min(high, 100.5))
+
+
 def figure3(d: Data):
     """SuperNet evaluation accuracy vs ground truth per M, with 2nd-order trends and Kendall tau (95% CI)."""
     _need_gt(d, 3)
@@ -174,6 +180,8 @@ def figure3(d: Data):
             t = trend_line(s["mean"], s["mean_s"])
             ax.plot(t["x"], t["y"], color=colour, lw=1.1)
     ax.set(xlabel=f"ground truth: standalone test {ACC}", ylabel=f"SuperNet evaluation {ACC}")
+    cap_at_100(ax, "x")
+    cap_at_100(ax, "y")
     ax.legend(title="Kendall τ-b of the mean score vs ground truth [95% CI]", loc="upper center",
               bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False, title_fontsize=7)
     n = int(pooled.n_searches.max()) if len(pooled) else 0
@@ -263,9 +271,11 @@ def accuracy_vs_macs(d: Data):
                         arrowprops=dict(arrowstyle="-", color="#555555", lw=0.5))
     ax.set_xscale("log")
     low, high = g.macs.min() / 1.1e6, g.macs.max() * 1.1e-6
-    ticks = [t for t in (10, 15, 20, 30, 40, 60, 80, 100, 150, 200) if low <= t <= high]
+    ticks = [t for t in (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 40, 60, 80, 100, 150, 200) if low <= t <= high]
     ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no "6 x 10^0" beside the plain labels
     ax.set(xlabel="forward multiply-adds (millions, log scale)", ylabel=f"standalone test {ACC}")
+    cap_at_100(ax, "y")
     fig.colorbar(points, ax=ax, ticks=range(1, 9)).set_label("layers at full resolution (a of [a,b,c])")
     ax.set_title(f"{len(g)} configs, mean ± std over ≥{int(g.n.min())} seeds; {d.note()}", fontsize=7)
     return fig
@@ -350,8 +360,7 @@ def groundtruth_spread(d: Data):
     # Sorted by mean, the lower right stays empty: the numbers go there, clear of the noisy configs' bars.
     ax.text(0.99, 0.04, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
             bbox=dict(boxstyle="round", facecolor="white", edgecolor="#CCCCCC"))
-    bottom, top = ax.get_ylim()
-    ax.set_ylim(bottom, min(top, 100.5))  # a mean + SD bar may pass 100 %; accuracy cannot
+    cap_at_100(ax, "y")
     ax.legend(loc="center right", frameon=True, framealpha=0.9)
     ax.set_title(f"ground truth of {len(g)} configs ({d.note()})", fontsize=7.5)
     return fig

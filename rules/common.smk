@@ -139,11 +139,16 @@ def runtime_minutes(backbone, dataset, epochs, config_slug=None):
     return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
 
 
+def prepared_stamp(dataset):
+    """DATA/prepared/PROFILE/DATASET.txt: written by prepare_data once the dataset's cache is ready."""
+    return f"{DATA}/prepared/{P}/{dataset}.txt"
+
+
 def prepared(wildcards):
     # ancient(): preparing a dataset later never makes cached runs look stale. Preparing it in the same run
     # still does (Snakemake reruns a job whose input another job of the run writes, ancient or not:
     # snakemake/snakemake#661), hence the `data` target to run first.
-    return ancient(f"{DATA}/prepared/{P}/{wildcards.dataset}.txt")
+    return ancient(prepared_stamp(wildcards.dataset))
 
 
 def table_files(name):

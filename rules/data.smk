@@ -3,7 +3,7 @@
 
 rule prepare_data:
     output:
-        f"{DATA}/prepared/{P}/{{dataset}}.txt",
+        prepared_stamp("{dataset}"),
     log:
         f"{LOGS}/prepare/{{dataset}}.log",
     params:

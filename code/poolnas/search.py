@@ -67,7 +67,8 @@ from poolnas.models import build_model
 from poolnas.records import atomic_torch_save, provenance, write_json
 from poolnas.spaces import get_space
 from poolnas.train import (TrainingDiverged, train_step, add_run_arguments, autocast, evaluate, load_checkpoint,
-                           log, make_optimizer, make_scheduler, resolve_device, run_key, setup_runtime, stem_for)
+                           log, make_optimizer, make_scheduler, resolve_device, run_key, setup_runtime, stem_for,
+                           warmup_options)
 
 METHODS = ("mixture", "random") + baselines.METHODS  # baseline hook: the baselines' names (poolnas.baselines)
 # Independent streams derived from the run seed: validation-minibatch order, (c, m) sampling, random-search draw.
@@ -155,8 +156,7 @@ def prepare(*, method: str, profile: str | dict, dataset: str, backbone: str, se
     options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof["precision"], "channels_last": prof["channels_last"], "stem": stem,
-               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False,
-               "warmup_epochs": hp.get("warmup_epochs", 0), "warmup_factor": hp.get("warmup_factor", 0.1)}
+               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, **warmup_options(hp)}
     if method == "mixture":
         options.update(bn="supernet", final_P="last epoch's balancing re-applied to the final W",
                        sampler="P' = softmax(T W + b), b = -sum log(marginals)",

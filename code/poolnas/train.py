@@ -94,6 +94,11 @@ def make_optimizer(params, hp: dict) -> torch.optim.SGD:
                            nesterov=hp.get("nesterov", False))
 
 
+def warmup_options(hp: dict) -> dict:
+    """The warm-up in force: a departure from the release, so the scheduler follows it and every record names it."""
+    return {"warmup_epochs": hp.get("warmup_epochs", 0), "warmup_factor": hp.get("warmup_factor", 0.1)}
+
+
 def make_scheduler(optimizer, hp: dict, epochs: int):
     """Stepped once per epoch: MultiStepLR (ResNet20/18, ResNet50 on CIFAR100) or cosine (Food101, searches).
 
@@ -102,14 +107,14 @@ def make_scheduler(optimizer, hp: dict, epochs: int):
     deep-at-full-resolution configs otherwise never leave chance. The main schedule then runs on the epoch
     count that remains, so milestones keep counting from epoch 0."""
     lrs = torch.optim.lr_scheduler
-    warmup = hp.get("warmup_epochs", 0)
+    warmup = warmup_options(hp)["warmup_epochs"]
     if hp.get("schedule", "cosine") == "multistep":
         main = lrs.MultiStepLR(optimizer, [max(m - warmup, 1) for m in hp["milestones"]], hp["gamma"])
     else:
         main = lrs.CosineAnnealingLR(optimizer, max(epochs - warmup, 1), eta_min=hp.get("lr_min", 0.0))
     if not warmup:
         return main
-    first = lrs.ConstantLR(optimizer, hp.get("warmup_factor", 0.1), total_iters=warmup)
+    first = lrs.ConstantLR(optimizer, warmup_options(hp)["warmup_factor"], total_iters=warmup)
     return lrs.SequentialLR(optimizer, [first, main], milestones=[warmup])
 
 
@@ -204,8 +209,7 @@ def train_run(*, profile: str | dict, dataset: str, backbone: str, config: str, 
     stem = stem_for(data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
-               "precision": precision, "warmup_epochs": hp.get("warmup_epochs", 0),
-               "warmup_factor": hp.get("warmup_factor", 0.1)}
+               "precision": precision, **warmup_options(hp)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)

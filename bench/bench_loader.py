@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import CIFAR_MEAN, CIFAR_STD, FOOD_MEAN, FOOD_STD
-from poolnas.loader import Loader
-from poolnas.twoscale import make_twoscale
+from poolnas.data.datasets import CIFAR_MEAN, CIFAR_STD, FOOD_MEAN, FOOD_STD
+from poolnas.data.loader import Loader
+from poolnas.data.twoscale import make_twoscale
 
 try:
-    from poolnas.models import build_model
+    from poolnas.arch.models import build_model
 except ImportError as err:  # the models module is written separately; say so instead of a traceback
     sys.exit(f"bench_loader needs poolnas.models.build_model for the ResNet20 step ({err})")
 

@@ -13,7 +13,7 @@ exactly the (config, model) sequence the real mixture epoch drew in that round:
     C  one SuperNet, the mixture's configs, no validation forward                 config mix
     D  M SuperNets, the mixture's (config, model) pairs, + validation forward,   the compute floor
        no per-step host sync, no mixture bookkeeping
-    E  the real mixture epoch (search.MixtureRun.epoch)                           D + sampling, EMA, sync
+    E  the real mixture epoch (one epoch of search.mixture.MixtureSearch)                           D + sampling, EMA, sync
 
 Rounds run E first (it draws the sequence), then A, B, C, D. Round 0 is a warm-up; the minimum over the others
 is reported (the least disturbed by other jobs). Wall time and this process's CPU time are both measured; on a
@@ -32,11 +32,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from poolnas import profiles
-from poolnas.models import build_model, count_macs
-from poolnas.search import MixtureRun, _mixture_step, prepare
-from poolnas.spaces import SPACES
-from poolnas.train import train_step, autocast, make_optimizer
+from poolnas import settings
+from poolnas.arch.cost import count_macs
+from poolnas.arch.models import build_model
+from poolnas.arch.spaces import SPACES
+from poolnas.engine.loop import run_epoch
+from poolnas.engine.optim import make_optimizer
+from poolnas.engine.runtime import autocast
+from poolnas.engine.steps import step_and_validate, train_step
+from poolnas.search.mixture import MixtureSearch
+from poolnas.search.run import prepare
 
 
 def main() -> None:
@@ -49,14 +54,14 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None, help="default: a temporary directory")
     args = ap.parse_args()
 
-    prof = copy.deepcopy(profiles.load("mini"))
+    prof = copy.deepcopy(settings.load("mini"))
     prof["datasets"]["twoscale"]["train"] = args.train
     tmp = tempfile.TemporaryDirectory()
     data_dir = Path(args.data_dir or tmp.name)
     ctx = prepare(method="mixture", profile=prof, dataset="twoscale", backbone="resnet20", seed=0,
                   out=data_dir / "bench.json", models=args.models, data_dir=data_dir, device=args.device,
                   threads=args.threads)
-    hp, dev, prec, loader = ctx["hp"], ctx["dev"], prof["precision"], ctx["train_loader"]
+    hp, dev, prec, loader = ctx.hp, ctx.dev, prof["precision"], ctx.train_loader
     space = SPACES["resnet20"]
     macs = [count_macs("resnet20", c) for c in space]
     default_macs = count_macs("resnet20", space.default)
@@ -64,7 +69,7 @@ def main() -> None:
 
     def net(bn, config=None):
         torch.manual_seed(0)
-        return build_model("resnet20", config, num_classes=ctx["data"].num_classes, bn=bn).to(dev).to(
+        return build_model("resnet20", config, num_classes=ctx.data.num_classes, bn=bn).to(dev).to(
             memory_format=torch.channels_last)
 
     def standalone(bn):
@@ -98,14 +103,15 @@ def main() -> None:
         opts = [make_optimizer(n.parameters(), hp) for n in nets]
 
         def epoch(e, seq):
-            val = ctx["val_stream"].stream(e)
+            val = ctx.val_stream.stream(e)
             for (x, y), (c, m) in zip(loader.epoch(e), seq):
                 xv, yv = next(val)
-                _mixture_step(nets[m], opts[m], x, y, xv, yv, space.configs[c].positions, dev, prec)
+                step_and_validate(nets[m], opts[m], x, y, xv, yv, space.configs[c].positions, dev, prec)
             sync()
         return epoch
 
-    run = MixtureRun(ctx)
+    torch.manual_seed(ctx.seed)
+    run = MixtureSearch(ctx)
     drawn: list[tuple[int, int]] = []
     sample = run.mix.sample
 
@@ -115,13 +121,13 @@ def main() -> None:
 
     run.mix.sample = logged
     variants = {
-        f"E mixture M={args.models} (MixtureRun.epoch)": lambda e, seq: (run.epoch(e), sync()),
-        "A standalone [4,3,3]": standalone(profiles.protocol(prof, "resnet20", "twoscale")["bn"]),
+        f"E mixture M={args.models} (one epoch of MixtureSearch)": lambda e, seq: (run_epoch(run, e, name="bench"), sync()),
+        "A standalone [4,3,3]": standalone(settings.protocol(prof, "resnet20", "twoscale")["bn"]),
         "B supernet [4,3,3]": standalone("supernet"),
         "C supernet, the drawn configs": configs_only(),
         f"D floor: M={args.models}, drawn pairs, + val fwd": floor(),
     }
-    print(f"ResNet20 on twoscale: {ctx['search_train']} search-train images, batch {hp['batch_size']}, "
+    print(f"ResNet20 on twoscale: {ctx.search_train} search-train images, batch {hp['batch_size']}, "
           f"{len(loader)} steps/epoch, device {dev}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
     print(f"mean MACs of all 36 configs / [4,3,3] = {statistics.mean(macs) / default_macs:.3f}")
     wall = {name: [] for name in variants}

@@ -29,11 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import CIFAR_MEAN, CIFAR_STD
-from poolnas.loader import Loader
-from poolnas.models import build_model
-from poolnas.train import train_step, make_optimizer
-from poolnas.twoscale import make_twoscale
+from poolnas.data.datasets import CIFAR_MEAN, CIFAR_STD
+from poolnas.data.loader import Loader
+from poolnas.arch.models import build_model
+from poolnas.engine.optim import make_optimizer
+from poolnas.engine.steps import train_step
+from poolnas.data.twoscale import make_twoscale
 
 HP = {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.0}
 

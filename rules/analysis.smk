@@ -1,5 +1,5 @@
-# From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.aggregate,
-# poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/: they run on a fresh clone.
+# From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.analysis:
+# aggregate, tables, figures, verify). These jobs read only results/: they run on a fresh clone.
 
 rule aggregate:
     input:
@@ -24,7 +24,7 @@ rule table:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
     output:
-        expand(f"{TABLES}/{{{{table}}}}.{{fmt}}", fmt=TABLE_FORMATS),
+        LAYOUT.table_files("{table}"),
     log:
         f"{LOGS}/tables/{{table}}.log",
     wildcard_constraints:
@@ -47,12 +47,12 @@ rule figure:
         csvs=CSV_FILES,
         searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
     output:
-        pdf=f"{FIGURES}/{{figure}}.pdf",
-        png=report(f"{FIGURES}/{{figure}}.png", caption="captions/figure.rst", category="Figures"),
+        pdf=LAYOUT.figure_files("{figure}")[0],
+        png=report(LAYOUT.figure_files("{figure}")[1], caption="captions/figure.rst", category="Figures"),
     log:
         f"{LOGS}/figures/{{figure}}.log",
     wildcard_constraints:
-        figure="|".join(set(FIGURE_NAMES) | {"figure4"}),
+        figure="|".join(plan.FIGURE_NAMES),
     params:
         poolnas=POOLNAS,
         results=lambda w, input: parent_of(input.csvs[0]),
@@ -70,7 +70,7 @@ rule verification:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
     output:
-        report(f"paper/verification/{P}.md", category="Verification"),
+        report(LAYOUT.verification, category="Verification"),
     log:
         f"{LOGS}/verify.log",
     params:

@@ -1,4 +1,4 @@
-# Prepare each dataset once into a checksummed uint8 cache (poolnas.datasets).
+# Prepare each dataset once into a checksummed uint8 cache (poolnas.data.datasets).
 
 
 rule prepare_data:

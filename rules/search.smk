@@ -1,4 +1,4 @@
-# SuperNet searches (mixture-M<models>) and random search at equal cost (random-K<configs>) (poolnas.search).
+# SuperNet searches (mixture-M<models>) and random search at equal cost (random-K<configs>) (poolnas.search.run).
 # A checkpoint: which configs get retrained is known only once a search has picked one.
 
 
@@ -12,20 +12,19 @@ checkpoint search_run:
     benchmark:
         f"{BENCH}/search/{{dataset}}/{{backbone}}/{{search}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        search=r"(mixture-M|random-K)\d+|[a-z][a-z-]*[a-z]",
+        search=plan.SEARCH_SLUG,
         seed=r"\d+",
     params:
         poolnas=POOLNAS,
         data=lambda w, input: data_dir_of(input[0]),
         profile=PROFILE_ARG,
-        method=lambda w: search_arguments(w.search),
+        method=lambda w: plan.search_arguments(w.search),
         checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
     threads: PROFILE["threads"]
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=lambda w: 6000 if w.backbone == "resnet20" else 24000,
-        runtime=lambda w: runtime_minutes(w.backbone, w.dataset,
-                                          profiles.search_settings(PROFILE, w.backbone, w.dataset)["epochs"]),
+        runtime=search_runtime,
     conda:
         "../environment.yml"
     shell:

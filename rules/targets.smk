@@ -3,9 +3,9 @@
 
 rule figures:
     input:
-        table_files(TABLE_NAMES),
-        figure_files(FIGURE_NAMES),
-        f"paper/verification/{P}.md",
+        LAYOUT.table_files(),
+        LAYOUT.figure_files(FIGURE_NAMES),
+        LAYOUT.verification,
     default_target: True
 
 
@@ -16,12 +16,12 @@ rule all:
 
 rule tables:
     input:
-        table_files(TABLE_NAMES),
+        LAYOUT.table_files(),
 
 
 rule verify:
     input:
-        f"paper/verification/{P}.md",
+        LAYOUT.verification,
 
 
 rule data:
@@ -50,13 +50,13 @@ for _name in TABLE_NAMES:
         name:
             _name
         input:
-            table_files(_name),
+            LAYOUT.table_files(_name),
 
 
-for _name in sorted(set(FIGURE_NAMES) | {"figure4"}):
+for _name in plan.FIGURE_NAMES:
 
     rule:
         name:
             _name
         input:
-            figure_files(_name),
+            LAYOUT.figure_files(_name),

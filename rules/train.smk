@@ -1,4 +1,4 @@
-# Standalone training of one config with one seed: ground truth and retraining (poolnas.train).
+# Standalone training of one config with one seed: ground truth and retraining (poolnas.standalone).
 
 
 rule train:
@@ -11,7 +11,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{dataset}}/{{backbone}}/{{config}}/seed{{seed}}.tsv"
     wildcard_constraints:
-        config=r"\d+(-\d+)+|[0-2]{9}",  # a config slug, or a relaxed-space path (resnet20-relaxed)
+        config=plan.CONFIG_SLUG,
         seed=r"\d+",
     params:
         poolnas=POOLNAS,
@@ -22,7 +22,7 @@ rule train:
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed
-        runtime=lambda w: runtime_minutes(w.backbone, w.dataset, protocol_epochs(w.backbone, w.dataset), w.config),
+        runtime=train_runtime,
     conda:
         "../environment.yml"
     shell:

@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from poolnas.profiles import PROFILE_DIR
+from poolnas.settings import PROFILE_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

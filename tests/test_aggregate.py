@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolnas import aggregate, profiles
+from poolnas.analysis import aggregate
+from poolnas import settings
 from poolnas.cli import main
-from poolnas.spaces import SPACES
+from poolnas.arch.spaces import SPACES
 
 SPACE = SPACES["resnet20"]
 
@@ -201,7 +202,7 @@ def test_only_groundtruth_and_a_pick_without_training(tmp_path):
 
 def test_real_smoke_training_record_and_cli(tmp_path, capsys):
     """One real `poolnas train` record (smoke profile, ~15 s) goes through the CLI."""
-    from poolnas.train import train_run
+    from poolnas.standalone import train_run
 
     results = tmp_path / "smoke"
     out = results / "runs/train/twoscale/resnet20/4-3-3/seed0.json"
@@ -214,7 +215,7 @@ def test_real_smoke_training_record_and_cli(tmp_path, capsys):
     record = json.loads(out.read_text())
     assert gt.loc[0, "config"] == "[4,3,3]" and gt.loc[0, "test_acc"] == pytest.approx(record["test_acc"])
     images, batch = record["history"][0]["images"], record["hparams"]["batch_size"]
-    assert images == profiles.load("smoke")["datasets"]["twoscale"]["train"]
+    assert images == settings.load("smoke")["datasets"]["twoscale"]["train"]
     assert gt.loc[0, "steps"] == math.ceil(images / batch)
 
 

@@ -8,12 +8,14 @@ import pytest
 import torch
 import yaml
 
-from poolnas import aggregate, baselines, cli
-from poolnas.darts import gaea_update
-from poolnas.profiles import PROFILE_DIR
-from poolnas.samplers import Boltzmann, UCBTree
-from poolnas.search import search_run
-from poolnas.spaces import RELAXED, SPACES
+from poolnas.analysis import aggregate
+from poolnas.search import methods
+from poolnas import cli
+from poolnas.search.darts import gaea_update
+from poolnas.settings import PROFILE_DIR
+from poolnas.search.samplers import Boltzmann, UCBTree
+from poolnas.search.run import search_run
+from poolnas.arch.spaces import RELAXED, SPACES
 
 from conftest import Stop, comparable, tiny_profile
 
@@ -45,10 +47,10 @@ def run(tiny, method, out=None, **kw):
 @pytest.fixture(scope="module")
 def records(tiny):
     """One record per method (seed 0), written under the results layout aggregate reads."""
-    return {m: run(tiny, m) for m in baselines.METHODS}
+    return {m: run(tiny, m) for m in methods.BASELINES}
 
 
-@pytest.mark.parametrize("method", baselines.METHODS)
+@pytest.mark.parametrize("method", methods.BASELINES)
 def test_every_method_writes_a_complete_record(records, tiny, method):
     r = records[method]
     on_disk = json.loads((tiny["root"] / "runs" / "search" / "twoscale" / "resnet20" / method / "seed0.json")
@@ -70,7 +72,7 @@ def test_every_method_writes_a_complete_record(records, tiny, method):
         assert torch.tensor(h["P"]).sum(1).allclose(torch.ones(len(h["P"])), atol=1e-5)
     assert r["options"]["bn"] == "supernet" and r["hparams"]["baseline"]["family"] in ("darts", "spos", "mcts", "sbe")
     sel = r["selected"]
-    family = baselines.METHODS_SPEC[method]["family"]
+    family = methods.METHODS[method].family
     if family == "darts":
         assert sel["rule"] == "argmax_alpha" and r["configs"] is None and r["accuracy"] is None
         path = RELAXED.parse(sel["path"])
@@ -102,7 +104,7 @@ def test_every_method_writes_a_complete_record(records, tiny, method):
             assert r["counts"][0][2] == 0 and r["counts"][8][:2] == [0, 0]
     if family in ("mcts", "sbe"):
         assert sum(r["counts"]) == r["steps"] and sum(sum(h["counts"][0]) for h in r["epochs"]) == r["steps"]
-        uniform = baselines.METHODS_SPEC[method]["uniform"]
+        uniform = methods.METHODS[method].structure["uniform"]
         assert (r["uniform_steps"] > 0) if uniform else (r["uniform_steps"] == 0)
         assert r["options"]["uniform_mix"] == (0.5 if uniform else 0.0)
     if family == "mcts":
@@ -200,7 +202,7 @@ def test_cli_runs_a_baseline_and_rejects_bad_use(tiny, tmp_path, capsys):
 def test_aggregate_reads_the_baseline_records(records, tiny):
     frames = aggregate.collect(tiny["root"], n_boot=0)
     search = frames["search"].set_index("method")
-    assert set(search.index) == set(baselines.METHODS)
+    assert set(search.index) == set(methods.BASELINES)
     for method, r in records.items():
         row = search.loc[method]
         assert row.selected_path == r["selected"].get("path") or (pd_na(row.selected_path)
@@ -208,8 +210,8 @@ def test_aggregate_reads_the_baseline_records(records, tiny):
         if r["selected"]["config"] is not None:
             assert row.selected_config == r["selected"]["config"]
     evals = frames["search_eval"]
-    assert set(evals.method) == {m for m in baselines.METHODS if not m.startswith("darts")}
-    assert len(frames["search_epochs"]) == EPOCHS_RUN * len(baselines.METHODS)
+    assert set(evals.method) == {m for m in methods.BASELINES if not m.startswith("darts")}
+    assert len(frames["search_epochs"]) == EPOCHS_RUN * len(methods.BASELINES)
 
 
 def pd_na(value) -> bool:
@@ -221,6 +223,6 @@ def pd_na(value) -> bool:
 def test_schema_defaults_and_names_match_the_package():
     schema = yaml.safe_load((PROFILE_DIR / "schema.yaml").read_text())
     section = schema["properties"]["baselines"]["properties"]
-    assert {k: v["default"] for k, v in section.items()} == baselines.DEFAULTS
+    assert {k: v["default"] for k, v in section.items()} == methods.DEFAULTS
     study_search = schema["properties"]["studies"]["items"]["properties"]["search"]["properties"]
-    assert study_search["baselines"]["items"]["enum"] == list(baselines.METHODS)
+    assert study_search["baselines"]["items"]["enum"] == list(methods.BASELINES)

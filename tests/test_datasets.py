@@ -21,11 +21,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from poolnas import cli, datasets, twoscale
-from poolnas.datasets import DATASETS, load, prepare, search_split
+from poolnas import cli
+from poolnas.data import datasets
+from poolnas.data import twoscale
+from poolnas.data.datasets import DATASETS, load, prepare, search_split
 from poolnas.errors import UsageError
-from poolnas.loader import Loader
-from poolnas.twoscale import make_twoscale
+from poolnas.data.loader import Loader
+from poolnas.data.twoscale import make_twoscale
 
 SMALL = {"seed": 5, "size": 16, "classes": 4, "train": 120, "test": 40}
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from poolnas import aggregate, figures
+from poolnas.analysis import aggregate
+from poolnas.analysis import figures
 from poolnas.cli import main
 from test_aggregate import make_results
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from poolnas.datasets import load, prepare
+from poolnas.data.datasets import load, prepare
 from poolnas.errors import UsageError
-from poolnas.loader import Loader, epoch_generator, pad_crop_flip, resize_crops, resized_crop_boxes
+from poolnas.data.loader import Loader, epoch_generator, pad_crop_flip, resize_crops, resized_crop_boxes
 
 MEAN, STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from poolnas import mixture
-from poolnas.mixture import Mixture, apply_balancing, balance, kl_to_uniform, select, temperature
+from poolnas.search import balancing
+from poolnas.search.balancing import Mixture, apply_balancing, balance, kl_to_uniform, select, temperature
 
 F64 = torch.float64
 
@@ -92,7 +92,7 @@ def test_the_stored_sequence_reapplied_reproduces_the_balanced_P_exactly():
 
 
 def test_balancing_that_cannot_converge_raises_a_clear_error():
-    with pytest.raises(mixture.BalancingError, match="KL"):
+    with pytest.raises(balancing.BalancingError, match="KL"):
         balance(random_W(36, 4, 0), 100.0, threshold=1e-12, max_iter=3)
 
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from poolnas.models import BN_MODES, build_model, count_parameters
-from poolnas.spaces import SPACES
+from poolnas.arch.cost import count_parameters
+from poolnas.arch.models import BN_MODES, build_model
+from poolnas.arch.spaces import SPACES
 
 R20 = SPACES["resnet20"]
 

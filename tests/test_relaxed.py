@@ -5,9 +5,13 @@ import torch
 import torch.nn.functional as F
 
 from poolnas.errors import UsageError
-from poolnas.models import build_model, count_macs as poolnet_macs
-from poolnas.relaxed import RelaxedNet, as_path, build_standalone, count_macs, evaluate_paths, tree_forward
-from poolnas.spaces import RELAXED, SPACES
+from poolnas.arch.cost import count_macs as poolnet_macs
+from poolnas.arch.cost import relaxed_macs as count_macs
+from poolnas.arch.models import build_model
+from poolnas.arch.relaxed import RelaxedNet, as_path, build_standalone
+from poolnas.search.evaluation import evaluate_paths
+from poolnas.search.evaluation import tree_forward_paths as tree_forward
+from poolnas.arch.spaces import RELAXED, SPACES
 
 R20 = SPACES["resnet20"]
 NON_MONOTONE = (0, 1, 0, 2, 1, 2, 0, 2, 1)

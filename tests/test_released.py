@@ -9,9 +9,9 @@ import pytest
 import scipy.stats
 
 from poolnas.cli import main
-from poolnas.released import TIDY_COLUMNS, read_released
-from poolnas.spaces import SPACES
-from poolnas.verify_released import read_published, verify
+from poolnas.analysis.released import TIDY_COLUMNS, read_released
+from poolnas.arch.spaces import SPACES
+from poolnas.analysis.verify_released import read_published, verify
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"

@@ -7,11 +7,12 @@ import torch
 import yaml
 
 from poolnas import cli
-from poolnas.evaluation import evaluate_all, tree_forward
-from poolnas.models import build_model
-from poolnas.search import search_run
-from poolnas.spaces import SPACES
-from poolnas.train import TrainingDiverged, evaluate
+from poolnas.search.evaluation import evaluate_all, tree_forward
+from poolnas.arch.models import build_model
+from poolnas.search.run import search_run
+from poolnas.arch.spaces import SPACES
+from poolnas.engine.loop import TrainingDiverged
+from poolnas.engine.steps import evaluate
 
 from conftest import Stop, comparable, tiny_profile
 
@@ -219,13 +220,15 @@ def test_tree_forward_gives_exactly_the_per_config_outputs(backbone, size, bug, 
 
 
 def test_evaluate_all_equals_per_pair_evaluation(tiny):
-    from poolnas.search import MixtureRun, prepare
+    from poolnas.engine.loop import fit
+    from poolnas.search.mixture import MixtureSearch
+    from poolnas.search.run import prepare
 
     ctx = prepare(method="mixture", profile=tiny["write"](), dataset="twoscale", backbone="resnet20", seed=0,
                   out=tiny["root"] / "eval.json", models=2, data_dir=tiny["data"], device="cpu", threads=1)
-    run = MixtureRun(ctx)
-    run.epoch(0)
-    acc = evaluate_all(run.nets, ctx["eval_loader"], run.positions, ctx["dev"], "fp32")
-    ref = [[evaluate(net, ctx["eval_loader"], ctx["dev"], "fp32", config=p) for net in run.nets]
+    run = MixtureSearch(ctx)
+    fit(run, [0], ctx.checkpoint, name=ctx.name)
+    acc = evaluate_all(run.nets, ctx.eval_loader, run.positions, ctx.dev, "fp32")
+    ref = [[evaluate(net, ctx.eval_loader, ctx.dev, "fp32", config=p) for net in run.nets]
            for p in run.positions]
     assert acc.tolist() == ref

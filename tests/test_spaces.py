@@ -5,7 +5,7 @@ import pytest
 
 from poolnas.cli import main
 from poolnas.errors import UsageError
-from poolnas.spaces import RELAXED, SPACES, get_space
+from poolnas.arch.spaces import RELAXED, SPACES, get_space
 
 R20 = SPACES["resnet20"]
 

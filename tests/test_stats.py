@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from poolnas import stats
+from poolnas.analysis import stats
 
 
 def test_identical_order_gives_perfect_scores():

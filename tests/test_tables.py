@@ -5,9 +5,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from poolnas import aggregate, tables
+from poolnas.analysis import aggregate
+from poolnas.analysis import tables
 from poolnas.cli import main
-from poolnas.verify_released import read_published
+from poolnas.analysis.verify_released import read_published
 from test_aggregate import make_results
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "paper" / "published"

@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 
-from poolnas.models import count_macs
-from poolnas.profiles import PROFILE_DIR
-from poolnas.spaces import get_space
-from poolnas.train import train_run
+from poolnas.arch.cost import count_macs
+from poolnas.settings import PROFILE_DIR
+from poolnas.arch.spaces import get_space
+from poolnas.standalone import train_run
 
 TIMING = {"seconds", "train_seconds", "images_per_s", "provenance"}
 

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poolnas import aggregate, claims, verify
+from poolnas.analysis import aggregate
+from poolnas.analysis import claims
+from poolnas.analysis import verify
 from poolnas.cli import main
-from poolnas.spaces import get_space
-from poolnas.verify_released import read_published
+from poolnas.arch.spaces import get_space
+from poolnas.analysis.verify_released import read_published
 from test_aggregate import make_results
 
 REPO = Path(__file__).resolve().parents[1]

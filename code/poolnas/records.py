@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -30,6 +31,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that interrupted atomic writes of `path` left (a kill -9 skips the cleanup).
+
+    Call it when a run of the job that writes `path` starts: no other writer of the same file is running then."""
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -70,6 +86,19 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def sig(x, digits: int = 6):
+    """Round every float in a nested structure to `digits` significant digits (tensors become lists)."""
+    if type(x).__module__.split(".")[0] in ("torch", "numpy") and hasattr(x, "tolist"):  # np.float32 is no float
+        x = x.tolist()
+    if isinstance(x, float):
+        return float(f"{x:.{digits}g}") if math.isfinite(x) else x
+    if isinstance(x, dict):
+        return {k: sig(v, digits) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [sig(v, digits) for v in x]
+    return x
 
 
 def git_commit() -> str | None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
-from poolnas.stats import seed_spread
+from poolnas.analysis.stats import seed_spread
 
 ALPHA = 0.05            # significance level of every test
 BAD_TAU = 0.5           # "ranks badly": the upper end of tau's 95% CI is below this

@@ -14,15 +14,12 @@ BatchNorm modes:
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from poolnas.errors import UsageError
-from poolnas.spaces import Config, get_space
+from poolnas.arch.spaces import Config, get_space
 
 BN_MODES = ("standard", "released", "supernet")
 STEMS = ("cifar", "imagenet")
@@ -177,51 +174,3 @@ def build_model(backbone: str, config: Config | str | None = None, num_classes: 
     space = get_space(backbone)
     cfg = space.parse(config) if config is not None else space.default
     return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-@lru_cache(maxsize=None)
-def _meta_model(backbone: str, classes: int, stem: str) -> PoolNet:
-    """A weightless model (meta device) for counting: one serves every config of the space."""
-    with torch.device("meta"):
-        return PoolNet(backbone, num_classes=classes, stem=stem)
-
-
-@lru_cache(maxsize=None)
-def _part_macs(backbone: str, classes: int, stem: str, part: str, shape: tuple[int, ...], block: int = 0,
-               down: bool = False) -> tuple[int, tuple[int, ...]]:
-    """Multiply-adds and output shape of one part of the network (stem, one block, head) for an input shape.
-    A block's count depends only on its input shape and whether it downsamples, so counting part by part
-    reuses each count across the configs of a space (36 ResNet20 configs: 27 block counts, not 324)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = _meta_model(backbone, classes, stem)
-    run = {"stem": model.stem, "head": model.head, "block": lambda x: model.run_block(block, x, down)}[part]
-    with FlopCounterMode(display=False) as counter:
-        out = run(torch.zeros(shape, device="meta"))
-    return counter.get_total_flops() // 2, tuple(out.shape)  # torch counts a multiply-add as 2 FLOPs
-
-
-def _macs(backbone: str, positions: tuple[int, ...], image_size: int, classes: int, stem: str) -> int:
-    total, shape = _part_macs(backbone, classes, stem, "stem", (1, 3, image_size, image_size))
-    for i, down in enumerate(_meta_model(backbone, classes, stem).downsamples(positions)):
-        macs, shape = _part_macs(backbone, classes, stem, "block", shape, i, down)
-        total += macs
-    return total + _part_macs(backbone, classes, stem, "head", shape)[0]
-
-
-def count_macs(backbone: str, config: Config, image_size: int = 32, classes: int = 10, stem: str = "cifar") -> int:
-    """Forward multiply-adds for one image (convs and the linear head), by torch's own FLOP counter."""
-    return _macs(backbone, config.positions, image_size, classes, stem)
-
-
-def cost_table(backbone: str, configs: list[Config], image_size: int = 32, classes: int = 10,
-               stem: str = "cifar") -> pd.DataFrame:
-    """index, name, code, params, macs for each config (parameters are the same for all configs)."""
-    params = count_parameters(_meta_model(backbone, classes, stem))
-    rows = [{"index": c.index, "name": c.name, "code": c.code, "params": params,
-             "macs": count_macs(backbone, c, image_size, classes, stem)} for c in configs]
-    return pd.DataFrame(rows, columns=["index", "name", "code", "params", "macs"])

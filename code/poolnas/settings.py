@@ -1,13 +1,17 @@
-"""Profiles: one YAML file per scale (smoke, mini, paper), validated against one schema.
+"""Settings: one YAML profile per scale (smoke, mini, paper), validated against one schema, resolved once.
 
 The same files drive the package's commands (`--profile mini`) and the Snakemake workflow
 (`--config profile=mini`), so a hyperparameter lives in exactly one visible place. A profile may also be given
-as a path to a YAML file of one's own (a new dataset, a cluster-sized variant).
+as a path to a YAML file of one's own (a new dataset, a cluster-sized variant), or as a dict (tests); all three
+are validated the same way. `resolve` turns any of them into a frozen `Settings`, which is what the layers
+above receive: the run-wide fields typed, the hyperparameter sections handed out as fresh dicts (they are
+recorded verbatim in every record and hashed into its run key).
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from typing import Any
 import yaml
 
 from poolnas.errors import UsageError
-from poolnas.spaces import Config, get_space
+from poolnas.arch.spaces import RELAXED, Config, get_space
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 SCHEMA_PATH = PROFILE_DIR / "schema.yaml"
@@ -140,3 +144,48 @@ def groundtruth_configs(study: dict) -> list[Config]:
 
 def find_study(profile: dict, dataset: str, backbone: str) -> dict | None:
     return next((s for s in profile["studies"] if (s["dataset"], s["backbone"]) == (dataset, backbone)), None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A validated profile. Sections are read through the methods, which return copies."""
+
+    name: str
+    device: str
+    threads: int
+    precision: str
+    channels_last: bool
+    compile: bool
+    _raw: dict
+
+    def protocol(self, backbone: str, dataset: str) -> dict:
+        """Standalone-training hyperparameters; a relaxed-space path trains with its base backbone's protocol."""
+        return protocol(self._raw, RELAXED.base if backbone == RELAXED.name else backbone, dataset)
+
+    def search(self, backbone: str, dataset: str) -> dict:
+        return search_settings(self._raw, backbone, dataset)
+
+    def baselines(self) -> dict:
+        return copy.deepcopy(self._raw.get("baselines") or {})
+
+    def dataset_params(self, dataset: str) -> dict:
+        return dataset_params(self._raw, dataset)
+
+    @property
+    def studies(self) -> list[dict]:
+        return copy.deepcopy(self._raw["studies"])
+
+    def study(self, dataset: str, backbone: str) -> dict | None:
+        return copy.deepcopy(find_study(self._raw, dataset, backbone))
+
+    def as_dict(self) -> dict:
+        return copy.deepcopy(self._raw)
+
+
+def resolve(profile: str | dict | Settings) -> Settings:
+    """A profile name, a .yaml path or a dict, validated (defaults filled in) and frozen."""
+    if isinstance(profile, Settings):
+        return profile
+    raw = load(profile) if isinstance(profile, str) else validate(profile)
+    return Settings(name=raw["profile"], device=raw["device"], threads=raw["threads"], precision=raw["precision"],
+                    channels_last=raw["channels_last"], compile=raw["compile"], _raw=raw)

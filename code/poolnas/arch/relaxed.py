@@ -37,15 +37,14 @@ The stem and the head are always shared (the stem never changes resolution; the 
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from poolnas.errors import UsageError
-from poolnas.models import BN_MODES, BasicBlock, PoolNet
-from poolnas.spaces import RELAXED, Config
+from poolnas.arch.models import BN_MODES, BasicBlock, PoolNet
+from poolnas.arch.spaces import RELAXED, Config
 
 SHARING = ("shared", "not-shared")
 INITS = ("same", "random")
@@ -157,65 +156,3 @@ def build_standalone(path, num_classes: int = 10, bn: str = "standard") -> Relax
     state-dict keys and values) and the function of `models.build_model("resnet20", config, bn=bn)`.
     """
     return RelaxedNet(num_classes, bn=bn, sharing="shared", path=as_path(path))
-
-
-@lru_cache(maxsize=None)
-def _meta_net(classes: int) -> RelaxedNet:
-    with torch.device("meta"):
-        return RelaxedNet(classes, bn="standard")
-
-
-def count_macs(path, image_size: int = 32, classes: int = 10) -> int:
-    """Forward multiply-adds of one image through a single path (convs and the head; pooling/upsampling free),
-    by torch's FLOP counter as `models.count_macs`; equal to it for a path that is a ResNet20 config."""
-    return _macs(as_path(path), image_size, classes)
-
-
-@lru_cache(maxsize=None)
-def _macs(path: tuple[int, ...], image_size: int, classes: int) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(1, 3, image_size, image_size, device="meta")
-    with FlopCounterMode(display=False) as counter:
-        _meta_net(classes)(x, path)
-    return counter.get_total_flops() // 2
-
-
-# --- evaluating many paths -----------------------------------------------------------------------------------
-
-
-def tree_forward(net: RelaxedNet, x: torch.Tensor, paths: list[tuple[int, ...]]):
-    """Yield (path indices, logits) for every distinct path, computing each shared prefix once (depth first).
-
-    Paths that agree on the levels of blocks 0..b share blocks 0..b; the outputs are those of `net(x, path)`.
-    """
-    h0 = net.stem(x)
-    sizes = level_sizes(h0)
-
-    def visit(h, level, b, members):
-        if b == N_BLOCKS:
-            yield tuple(members), net.head(h)
-            return
-        for target in range(N_LEVELS):
-            group = [i for i in members if paths[i][b] == target]
-            if group:
-                yield from visit(net.block(b, target)(resample(h, level, target, sizes)), target, b + 1, group)
-
-    yield from visit(h0, 0, 0, list(range(len(paths))))
-
-
-@torch.no_grad()
-def evaluate_paths(net: RelaxedNet, loader, paths, device, precision: str = "fp32") -> torch.Tensor:
-    """Top-1 accuracy (percent, float64, one per path) of single paths on every batch of `loader` (one host sync)."""
-    from poolnas.train import autocast
-
-    paths = [as_path(p) for p in paths]
-    hits = torch.zeros(len(paths), dtype=torch.long, device=device)
-    seen = 0
-    net.eval()
-    with autocast(device, precision):
-        for x, y in loader.epoch(0):
-            for members, logits in tree_forward(net, x, paths):
-                hits[list(members)] += (logits.argmax(1) == y).sum()
-            seen += len(y)
-    return 100.0 * hits.double().cpu() / max(seen, 1)

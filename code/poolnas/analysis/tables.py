@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from poolnas.aggregate import load, study_dataset
-from poolnas.checks import half_up
+from poolnas.analysis.aggregate import load, study_dataset
+from poolnas.analysis.checks import half_up
+from poolnas import plan
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
-from poolnas.spaces import get_space
-from poolnas.verify_released import read_published
+from poolnas.arch.spaces import get_space
+from poolnas.analysis.verify_released import read_published
 
-NAMES = ("table1", "table2", "table3", "table4")
+NAMES = plan.TABLE_NAMES
 NOT_RUN, RETRAIN_MISSING = "not run", "retraining not run"
 # Our search method ids for the published methods. `mixture` and `random` exist (poolnas.search); the other ids
 # are the names reserved for baselines not implemented yet: their rows say "not run" until such records exist.
@@ -319,24 +320,3 @@ def write_tables(results: str | Path, published: str | Path, out: str | Path, on
             atomic_write_text(path, text)
             written.append(path)
     return written
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def register(sub) -> None:
-    p = sub.add_parser("tables", help="the paper's Tables 1-4 with our numbers beside the published ones",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
-    p.add_argument("--out", required=True, help="folder for table<N>.csv/.tex/.md")
-    p.add_argument("--only", action="append", choices=NAMES, default=None, help="build only this table (repeatable)")
-    p.add_argument("--dataset", default=None, help="dataset standing in for CIFAR10 in Tables 1-2 "
-                                                   "(default: cifar10 when present, else the results' dataset)")
-    p.set_defaults(func=_cli_tables)
-
-
-def _cli_tables(args) -> int:
-    for path in write_tables(args.results, args.published, args.out, args.only, args.dataset):
-        print(path)
-    return 0

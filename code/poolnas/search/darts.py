@@ -1,4 +1,4 @@
-"""DARTS baselines over the relaxed ResNet20 space (paper.md section 5; the loop: `poolnas.baselines`).
+"""DARTS baselines over the relaxed ResNet20 space (paper.md section 5; the loop: `search.methods`).
 
 Our interpretation (the authors released the fully shared DARTS search; the other variants are ours):
 
@@ -19,7 +19,7 @@ Our interpretation (the authors released the fully shared DARTS search; the othe
                 else those are null and the path is retrained as a relaxed architecture
                 (`relaxed.build_standalone`).
 
-Record fields besides the common ones (`poolnas.baselines`):
+Record fields besides the common ones (`search.methods`):
     selected {config | null, index | null, rule "argmax_alpha", path "012..."};
     alternatives {best_config_by_alpha: the config with the highest path log-probability
         sum_b log W[b, level_b] (config, index, path, score = that log-probability)};
@@ -41,10 +41,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from poolnas.baselines import BaselineRun, first_max
-from poolnas.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet, evaluate_paths
-from poolnas.spaces import RELAXED
-from poolnas.train import autocast
+from poolnas.search.base import SingleNetSearch
+from poolnas.search.methods import first_max
+from poolnas.arch.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet
+from poolnas.search.evaluation import evaluate_paths
+from poolnas.arch.spaces import RELAXED
+from poolnas.engine.runtime import autocast
 
 
 def gaea_update(alpha: torch.Tensor, grad: torch.Tensor, lr: float) -> torch.Tensor:
@@ -61,13 +63,13 @@ def path_of(weights: torch.Tensor) -> tuple[int, ...]:
     return tuple(first_max(row) for row in weights.tolist())
 
 
-class DartsRun(BaselineRun):
+class DartsSearch(SingleNetSearch):
     def build(self):
-        return RelaxedNet(self.num_classes, bn="supernet", sharing=self.spec["sharing"], init=self.spec["init"])
+        return RelaxedNet(self.num_classes, bn="supernet", sharing=self.spec.structure["sharing"], init=self.spec.structure["init"])
 
     @property
     def gaea(self) -> bool:
-        return self.spec["arch"] == "gaea"
+        return self.spec.structure["arch"] == "gaea"
 
     def setup(self):
         if self.gaea:
@@ -83,7 +85,8 @@ class DartsRun(BaselineRun):
     def weights(self) -> torch.Tensor:
         return self.alpha if self.gaea else torch.softmax(self.alpha, dim=-1)
 
-    def step(self, x, y, val_iter, gen):
+    def step(self, e, x, y):
+        val_iter, gen = self.val_iter, self.gen
         net, dev, prec = self.net, self.dev, self.prec
         net.train()
         with autocast(dev, self.prec):
@@ -109,7 +112,7 @@ class DartsRun(BaselineRun):
 
     def epoch_state(self, e):
         W = self.weights().detach().cpu()
-        steps = len(self.ctx["train_loader"])
+        steps = len(self.ctx.train_loader)
         return {"arch_lr": self.bl["gaea_lr"] if self.gaea else self.arch_opt.param_groups[0]["lr"],
                 "alpha": self.alpha.detach().cpu().tolist(), "P": W.tolist(),
                 "path": RELAXED.name_of(path_of(W)), "counts": [[steps] * N_LEVELS for _ in range(N_BLOCKS)]}
@@ -132,7 +135,7 @@ class DartsRun(BaselineRun):
         W = self.weights().detach().cpu().double()
         path = path_of(W)
         config = RELAXED.to_config(path)
-        path_acc = float(evaluate_paths(self.net, self.ctx["eval_loader"], [path], self.dev, self.prec)[0])
+        path_acc = float(evaluate_paths(self.net, self.ctx.eval_loader, [path], self.dev, self.prec)[0])
         logW = torch.log(W.clamp_min(1e-300))
         configs = list(self.space)
         log_prob = [float(sum(logW[b, lv] for b, lv in enumerate(RELAXED.from_config(c)))) for c in configs]

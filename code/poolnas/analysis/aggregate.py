@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ConstantInputWarning
 
+from poolnas import plan
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
-from poolnas.spaces import RELAXED, get_space
-from poolnas.stats import DEFAULT_KS, ranking_table, seed_bootstrap_ci
+from poolnas.arch.spaces import RELAXED, get_space
+from poolnas.analysis.stats import DEFAULT_KS, ranking_table, seed_bootstrap_ci
 
 FLOAT_FORMAT = "%.6g"
 RULES = ("assigned", "best_model", "ema")
@@ -73,12 +74,8 @@ def _read(path: Path) -> dict:
 
 
 def search_name(record: dict) -> str:
-    """The directory name of a search: <method>-M<models> or <method>-K<candidates> (the workflow's scheme)."""
-    if record.get("models") is not None:
-        return f"{record['method']}-M{record['models']}"
-    if record.get("candidates") is not None:
-        return f"{record['method']}-K{record['candidates']}"
-    return str(record["method"])
+    """The directory name of a search (`plan.search_name`)."""
+    return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"))
 
 
 def records(results: str | Path, kind: str) -> list[dict]:
@@ -322,26 +319,3 @@ def study_dataset(frames: dict[str, pd.DataFrame], backbone: str, preferred: str
     found = sorted({d for name in ("groundtruth", "search") if name in frames
                     for d in frames[name].loc[frames[name].backbone == backbone, "dataset"]})
     return preferred if preferred in found else (found[0] if found else None)
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def register(sub) -> None:
-    p = sub.add_parser("aggregate", help="collect the run records of a results folder into tidy CSVs",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--results", required=True, help="results/<profile> (holds runs/)")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.set_defaults(func=_cli_aggregate)
-
-
-def _cli_aggregate(args) -> int:
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if not Path(args.results).is_dir():
-        raise UsageError(f"--results {args.results} is not a directory")
-    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed)
-    for path, (name, frame) in zip(write(args.results, frames), frames.items()):
-        print(f"{path}: {len(frame)} rows")
-    return 0

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from poolnas.checks import Check, decimals, rounds_to
+from poolnas.analysis.checks import Check, decimals, rounds_to
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
-from poolnas.released import SPACE, rank_released, read_released
-from poolnas.spaces import RELAXED, SPACES
-from poolnas.stats import kendall_tau
+from poolnas.analysis.released import SPACE, rank_released, read_released
+from poolnas.arch.spaces import RELAXED, SPACES
+from poolnas.analysis.stats import kendall_tau
 
 PUBLISHED_FILES = ("table1", "table2", "table3", "table4", "figure1", "figure3", "compute")
 # Rows of Table 1 and Table 2 that name the same method (our reading of the two tables' labels).
@@ -251,30 +251,3 @@ def render_markdown(checks: list[Check], source: Path, n_boot: int, seed: int) -
                   "|---|---|---|---|---|---|"]
         lines += [c.markdown_row(VERDICTS[c.verdict]) for c in checks if c.section == section]
     return "\n".join(lines) + "\n"
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def register(sub) -> None:
-    p = sub.add_parser("verify-released", help="check the published numbers against the released per-config data",
-                       description="Compare, claim by claim, the paper's published numbers with what the authors' "
-                                   "released per-configuration ResNet20 table implies; write a Markdown section.")
-    p.add_argument("path", help="the released per-configuration CSV")
-    p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
-    p.add_argument("--out", default=None, help="Markdown file to write (atomically); stdout when omitted")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.set_defaults(func=_cli_verify)
-
-
-def _cli_verify(args) -> int:
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    tidy, pub = read_released(args.path), read_published(args.published)
-    text = render_markdown(verify(tidy, pub, args.bootstrap, args.seed), Path(args.path), args.bootstrap, args.seed)
-    if args.out:
-        atomic_write_text(args.out, text)
-    else:
-        print(text, end="")
-    return 0

@@ -1,5 +1,5 @@
 """Single-path baselines: SPOS not shared, MCTS (UCB) and SBE, each alone or mixed with uniform sampling
-(paper.md section 5; the loop: `poolnas.baselines`). Our interpretation of methods the authors did not release:
+(paper.md section 5; the loop: `search.methods`). Our interpretation of methods the authors did not release:
 
 SPOS not shared (spos-not-shared, spos-not-shared-relaxed): `relaxed.RelaxedNet` with one copy of every block per
     level (copies initialised independently by default: `baselines.spos_init`), run as a single path. Each step
@@ -19,14 +19,14 @@ MCTS (mcts, mcts-uniform): one fully shared SuperNet (`models.PoolNet`, as the M
     (visit count and reward sum). Rewards are plain means over the whole search (the SuperNet improves meanwhile).
 SBE (sbe, sbe-uniform): the same SuperNet and step; Boltzmann exploration over the configs: P(c) ∝ exp(T_e s_c),
     s_c an EMA of c's validation-minibatch accuracy (s <- ema s + (1 - ema) a, s_0 = 1.0 and ema as the mixture's
-    W), T_e the mixture's linear schedule t0 -> tmax over the epochs (`mixture.temperature`).
+    W), T_e the mixture's linear schedule t0 -> tmax over the epochs (`balancing.temperature`).
 "+ Unif. Smp." (mcts-uniform, sbe-uniform): each step draws its config uniformly with probability uniform_mix
     (0.5) and from the sampler otherwise; the reward of every step, uniform or not, updates the sampler.
 MCTS and SBE select like SPOS: every config through the SuperNet on the whole search-validation split
     (`evaluation.evaluate_all`), the best (rule best_val; ties to the lowest index); the samplers' own preferences are
     alternatives.
 
-Record fields besides the common ones (`poolnas.baselines`):
+Record fields besides the common ones (`search.methods`):
     selected {config, index, rule "best_val"} (+ path for spos-not-shared-relaxed);
     configs (the space's names), accuracy (one percent per config, whole search-validation split);
     alternatives: SPOS relaxed {best_path: the best of the 36 and the extra paths {path, config | null,
@@ -49,14 +49,15 @@ import math
 import numpy as np
 import torch
 
-from poolnas import mixture
-from poolnas.baselines import BaselineRun, first_max
-from poolnas.evaluation import evaluate_all
-from poolnas.models import build_model
-from poolnas.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet, evaluate_paths
-from poolnas.search import _mixture_step
-from poolnas.spaces import RELAXED
-from poolnas.train import train_step
+from poolnas.search import balancing
+from poolnas.search.base import SingleNetSearch
+from poolnas.search.methods import first_max
+from poolnas.search.evaluation import evaluate_all
+from poolnas.arch.models import build_model
+from poolnas.arch.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet
+from poolnas.search.evaluation import evaluate_paths
+from poolnas.arch.spaces import RELAXED
+from poolnas.engine.steps import step_and_validate, train_step
 
 RELAXED_DRAW = 11  # numpy stream (seed, 11): the extra relaxed paths SPOS evaluates
 
@@ -75,21 +76,22 @@ def _pick(configs, acc) -> dict:
 # --- SPOS not shared -----------------------------------------------------------------------------------------
 
 
-class SposRun(BaselineRun):
+class SposSearch(SingleNetSearch):
     def build(self):
         return RelaxedNet(self.num_classes, bn="supernet", sharing="not-shared", init=self.bl["spos_init"])
 
     def setup(self):
-        self.relaxed = self.spec["paths"] == "relaxed"
+        self.relaxed = self.spec.structure["paths"] == "relaxed"
         self.configs = list(self.space)
         self.config_paths = [RELAXED.from_config(c) for c in self.configs]
         self.counts = np.zeros((N_BLOCKS, N_LEVELS), dtype=np.int64)
         self.config_counts = np.zeros(len(self.configs), dtype=np.int64)
 
-    def start_epoch(self, e):
+    def begin_epoch(self, e):
         self.counts_before, self.config_before = self.counts.copy(), self.config_counts.copy()
 
-    def step(self, x, y, val_iter, gen):
+    def step(self, e, x, y):
+        val_iter, gen = self.val_iter, self.gen
         if self.relaxed:
             path = tuple(torch.randint(N_LEVELS, (N_BLOCKS,), generator=gen).tolist())
         else:
@@ -118,7 +120,7 @@ class SposRun(BaselineRun):
         return {"counts": self.counts.copy(), "config_counts": self.config_counts.copy()}
 
     def load_extra(self, state):
-        self.counts, self.config_counts = state["counts"].copy(), state["config_counts"].copy()
+        self.counts, self.config_counts = np.array(state["counts"]), np.array(state["config_counts"])
 
     def extra_paths(self) -> list[tuple[int, ...]]:
         k = self.bl.get("relaxed_eval_paths", 0) if self.relaxed else 0
@@ -126,12 +128,12 @@ class SposRun(BaselineRun):
             return []
         taken = {RELAXED.index(p) for p in self.config_paths}
         pool = np.array([i for i in range(len(RELAXED)) if i not in taken])
-        rng = np.random.default_rng(np.random.SeedSequence([self.ctx["seed"], RELAXED_DRAW]))
+        rng = np.random.default_rng(np.random.SeedSequence([self.ctx.seed, RELAXED_DRAW]))
         return [RELAXED.from_index(int(i)) for i in rng.choice(pool, min(k, len(pool)), replace=False)]
 
     def conclude(self):
         extra = self.extra_paths()
-        acc = evaluate_paths(self.net, self.ctx["eval_loader"], self.config_paths + extra, self.dev,
+        acc = evaluate_paths(self.net, self.ctx.eval_loader, self.config_paths + extra, self.dev,
                              self.prec).tolist()
         n = len(self.configs)
         body = {"selected": _pick(self.configs, acc[:n]), "alternatives": {},
@@ -238,35 +240,36 @@ class Boltzmann:
         return {"s": self.s.copy(), "T": self.T}
 
     def load_state_dict(self, state: dict) -> None:
-        self.s, self.T = state["s"].copy(), float(state["T"])
+        self.s, self.T = np.array(state["s"], dtype=np.float64), float(state["T"])
 
 
-class ConfigSamplerRun(BaselineRun):
+class ConfigSamplerSearch(SingleNetSearch):
     """One shared SuperNet; per step a config from the sampler (or uniformly), one SGD step, one reward."""
 
     def build(self):
-        return build_model(self.space.name, num_classes=self.num_classes, bn="supernet", stem=self.ctx["stem"],
+        return build_model(self.space.name, num_classes=self.num_classes, bn="supernet", stem=self.ctx.stem,
                            resnet50_d1_bug=self.hp["resnet50_d1_bug"])
 
     def setup(self):
         self.configs = list(self.space)
         self.positions = [self.net.resolve(c) for c in self.configs]  # applies the d = 1 bug option
-        self.mix = self.bl.get("uniform_mix", 0.0) if self.spec["uniform"] else 0.0
+        self.mix = self.bl.get("uniform_mix", 0.0) if self.spec.structure["uniform"] else 0.0
         self.counts = np.zeros(len(self.configs), dtype=np.int64)
         self.uniform_steps = 0
         self.sampler = self.make_sampler()
 
-    def start_epoch(self, e):
+    def begin_epoch(self, e):
         self.counts_before, self.uniform_before = self.counts.copy(), self.uniform_steps
 
-    def step(self, x, y, val_iter, gen):
+    def step(self, e, x, y):
+        val_iter, gen = self.val_iter, self.gen
         n = len(self.configs)
         u = float(torch.rand((), dtype=torch.float64, generator=gen))
         drawn = int(torch.randint(n, (), generator=gen))  # always drawn: the stream's layout never depends on u
         uniform = u < self.mix
         c = drawn if uniform else self.sampler.choose(gen)
         xv, yv = next(val_iter)
-        loss, hits, val_hits = _mixture_step(self.net, self.opt, x, y, xv, yv, self.positions[c], self.dev,
+        loss, hits, val_hits = step_and_validate(self.net, self.opt, x, y, xv, yv, self.positions[c], self.dev,
                                              self.prec)
         vh = int(val_hits)  # the step's host sync: the sampler needs the reward before the next draw
         self.sampler.update(c, vh / len(yv))
@@ -284,10 +287,10 @@ class ConfigSamplerRun(BaselineRun):
 
     def load_extra(self, state):
         self.sampler.load_state_dict(state["sampler"])
-        self.counts, self.uniform_steps = state["counts"].copy(), state["uniform_steps"]
+        self.counts, self.uniform_steps = np.array(state["counts"]), state["uniform_steps"]
 
     def conclude(self):
-        acc = evaluate_all([self.net], self.ctx["eval_loader"], self.positions, self.dev, self.prec)[:, 0].tolist()
+        acc = evaluate_all([self.net], self.ctx.eval_loader, self.positions, self.dev, self.prec)[:, 0].tolist()
         return {"selected": _pick(self.configs, acc), "alternatives": self.alternatives(),
                 "configs": [c.name for c in self.configs], "accuracy": acc, "counts": self.counts.tolist(),
                 **self.sampler_summary(), "uniform_steps": self.uniform_steps}
@@ -296,7 +299,7 @@ class ConfigSamplerRun(BaselineRun):
         return {"config": self.configs[c].name, "index": self.configs[c].index, "score": score}
 
 
-class MctsRun(ConfigSamplerRun):
+class MctsSearch(ConfigSamplerSearch):
     def make_sampler(self):
         return UCBTree([c.positions for c in self.configs], self.bl["ucb_c"])
 
@@ -317,13 +320,13 @@ class MctsRun(ConfigSamplerRun):
         return {"visits": self.sampler.visits(), "mean_reward": self.sampler.mean_reward()}
 
 
-class SbeRun(ConfigSamplerRun):
+class SbeSearch(ConfigSamplerSearch):
     def make_sampler(self):
         return Boltzmann(len(self.configs), self.hp["ema"])
 
-    def start_epoch(self, e):
-        super().start_epoch(e)
-        self.sampler.T = mixture.temperature(e, self.hp["epochs"], self.hp["t0"], self.hp["tmax"])
+    def begin_epoch(self, e):
+        super().begin_epoch(e)
+        self.sampler.T = balancing.temperature(e, self.hp["epochs"], self.hp["t0"], self.hp["tmax"])
         self.P_start = (1.0 - self.mix) * self.sampler.probs() + self.mix / len(self.configs)
 
     def epoch_state(self, e):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from poolnas.errors import UsageError
-from poolnas.spaces import SPACES
-from poolnas.stats import ranking_table
+from poolnas.arch.spaces import SPACES
+from poolnas.analysis.stats import ranking_table
 
 SPACE = SPACES["resnet20"]
 TIDY_COLUMNS = ["index", "config", "gt_mean", "gt_std", "models", "supernet_mean", "supernet_std"]
@@ -80,37 +80,3 @@ def rank_released(tidy: pd.DataFrame, n_boot: int = 2000, seed: int = 0, level: 
     pick_index = {c.name: c.index for c in SPACE}
     table.insert(table.columns.get_loc("pick"), "pick_index", table["pick"].map(pick_index))
     return table.rename(columns={"models": "M"})
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def register(sub) -> None:
-    p = sub.add_parser("rank", help="rank correlation of SuperNet scores with the ground truth, per M",
-                       description="Read a per-configuration table in the authors' released format and print, "
-                                   "for each number of SuperNets M: Kendall tau-b, Spearman, top-1/3/5 overlap, "
-                                   "regret of the pick (accuracy points), percentile bootstrap intervals over "
-                                   "configs, and the config the SuperNet scores would pick.")
-    p.add_argument("path", help="CSV with architecture, baseline_avg, baseline_stdev, M<m>_avg, M<m>_stdev")
-    p.add_argument("--format", choices=["csv", "table"], default="csv")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
-                   help="bootstrap resamples for the intervals; 0 leaves the interval columns out (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator (default 0)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
-    p.set_defaults(func=_cli_rank)
-
-
-def _cli_rank(args) -> int:
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if not 0 < args.level < 1:
-        raise UsageError(f"--level must be between 0 and 1, got {args.level}")
-    table = rank_released(read_released(args.path), n_boot=args.bootstrap, seed=args.seed, level=args.level)
-    if args.format == "csv":
-        table.to_csv(sys.stdout, index=False, lineterminator="\n", float_format="%.6g")
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        note = f"; {args.level:.0%} percentile intervals over {args.bootstrap} config resamples (seed {args.seed})"
-        print(f"\nKendall tau-b and Spearman of SuperNet score vs ground truth; regret in accuracy points"
-              + (note if args.bootstrap else ""))
-    return 0

@@ -36,7 +36,7 @@ import numpy as np
 
 from poolnas.errors import UsageError
 from poolnas.records import provenance, read_json, write_json
-from poolnas.twoscale import TWOSCALE_DEFAULTS, TWOSCALE_VERSION, check_twoscale_params, make_twoscale, twoscale_classes
+from poolnas.data.twoscale import TWOSCALE_DEFAULTS, TWOSCALE_VERSION, check_twoscale_params, make_twoscale, twoscale_classes
 
 CACHE_FORMAT = 1
 SPLITS = ("train", "test")
@@ -347,58 +347,3 @@ def search_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]
     rank = np.arange(len(order)) - np.repeat(first, counts)  # position of each row within its class
     to_train = rank < np.repeat(counts - counts // 2, counts)
     return np.sort(order[to_train]), np.sort(order[~to_train])
-
-
-# --- command line -------------------------------------------------------------------------------------------
-
-
-def register(sub) -> None:
-    p = sub.add_parser("data", help="prepare and inspect cached datasets",
-                       description="Convert a dataset once into a checksummed cache of uint8 arrays.")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
-    actions.required = True
-    prep = actions.add_parser("prepare", help="build the cache of one dataset (no-op when it exists)")
-    prep.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
-    prep.add_argument("--data-root", default=None, help="where the raw files are (or go, with --download)")
-    prep.add_argument("--cache-dir", required=True, help="the cache goes in a subdirectory of this")
-    prep.add_argument("--download", action="store_true", help="let torchvision download missing files")
-    prep.add_argument("--force", action="store_true", help="rebuild even when the cache exists")
-    prep.add_argument("--profile", default=None,
-                      help="take the dataset's parameters from this profile (smoke, mini, paper or a .yaml)")
-    for key in TWOSCALE_DEFAULTS:
-        prep.add_argument(f"--{key}", type=int, default=None,
-                          help=f"twoscale only (default {TWOSCALE_DEFAULTS[key]})")
-    prep.set_defaults(func=_cli_prepare)
-    info = actions.add_parser("info", help="print the metadata of a prepared dataset")
-    info.add_argument("path", help="a cache directory written by `data prepare`")
-    info.add_argument("--verify", action="store_true", help="also check every file's sha256")
-    info.set_defaults(func=_cli_info)
-
-
-def _cli_prepare(args) -> int:
-    params = {}
-    if args.profile:  # the workflow's way: one source of truth for the generated set's parameters
-        from poolnas import profiles
-
-        params = profiles.dataset_params(profiles.load(args.profile), args.dataset)
-    params |= {k: getattr(args, k) for k in TWOSCALE_DEFAULTS if getattr(args, k) is not None}
-    path = prepare(args.dataset, args.data_root, args.cache_dir, download=args.download, force=args.force, **params)
-    print(path)
-    return 0
-
-
-def _cli_info(args) -> int:
-    data = load(args.path, verify=args.verify)
-    meta = data.meta
-    print(f"dataset     {meta['dataset']}  ({meta['source']})")
-    print(f"path        {data.path}")
-    print(f"params      {json.dumps(meta['params'])}")
-    print(f"counts      train {meta['counts']['train']}, test {meta['counts']['test']}; "
-          f"images {meta['image_size'][0]}x{meta['image_size'][1]} RGB uint8")
-    print(f"classes     {len(meta['classes'])}: {', '.join(meta['classes'][:12])}"
-          + (", ..." if len(meta["classes"]) > 12 else ""))
-    print(f"normalise   mean {meta['mean']} std {meta['std']}; augmentation {meta['recipe']}")
-    for file, info in meta["files"].items():
-        print(f"file        {file} {info['dtype']} {tuple(info['shape'])} sha256 {info['sha256'][:16]}...")
-    print("checksums   " + ("verified" if args.verify else "not checked (use --verify)"))
-    return 0

@@ -21,14 +21,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from poolnas.aggregate import load, study_dataset  # noqa: E402
+from poolnas.analysis.aggregate import load, study_dataset  # noqa: E402
+from poolnas import plan
 from poolnas.errors import UsageError  # noqa: E402
 from poolnas.records import atomic_write_bytes, atomic_write_text  # noqa: E402
-from poolnas.spaces import RELAXED, SPACES  # noqa: E402
-from poolnas.stats import seed_spread, trend_line  # noqa: E402
+from poolnas.arch.spaces import RELAXED, SPACES  # noqa: E402
+from poolnas.analysis.stats import seed_spread, trend_line  # noqa: E402
 
 SPACE = SPACES["resnet20"]
-NAMES = ("figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models", "groundtruth_spread")
+NAMES = plan.FIGURE_NAMES
 # Okabe-Ito colours and a marker per number of SuperNets M.
 M_STYLE = {1: ("#D55E00", "o"), 2: ("#E69F00", "s"), 4: ("#0072B2", "^"), 8: ("#009E73", "D"),
            16: ("#CC79A7", "v")}
@@ -394,22 +395,3 @@ def make_figures(results, out, only=None, published=None, dataset=None) -> dict[
                 atomic_write_text(out / f"{name}.txt", f"{name} not drawn: {why}\n")
                 done[name] = str(why)
     return done
-
-
-def register(sub) -> None:
-    p = sub.add_parser("figures", help="draw the figures (PDF and PNG) from aggregated results",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--out", required=True, help="folder for <figure>.pdf and .png, e.g. figures/<profile>")
-    p.add_argument("--only", action="append", choices=NAMES, default=None, help="draw only this figure (repeatable)")
-    p.add_argument("--published", default="paper/published", help="published numbers, shown for reference")
-    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
-    p.set_defaults(func=_cli_figures)
-
-
-def _cli_figures(args) -> int:
-    if not Path(args.results).is_dir():
-        raise UsageError(f"--results {args.results} is not a directory")
-    for name, result in make_figures(args.results, args.out, args.only, args.published, args.dataset).items():
-        print(f"{name}: " + (", ".join(map(str, result)) if isinstance(result, list) else f"skipped ({result})"))
-    return 0

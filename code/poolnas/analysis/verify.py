@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from poolnas import claims as C
-from poolnas.aggregate import load, study_dataset
-from poolnas.checks import Check, cell, half_up
+from poolnas.analysis import claims as C
+from poolnas.analysis.aggregate import load, study_dataset
+from poolnas.analysis.checks import Check, cell, half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
-from poolnas.spaces import SPACES
-from poolnas.stats import seed_spread
-from poolnas.tables import ROWS, Study
-from poolnas.verify_released import read_published
+from poolnas.arch.spaces import SPACES
+from poolnas.analysis.stats import seed_spread
+from poolnas.analysis.tables import ROWS, Study
+from poolnas.analysis.verify_released import read_published
 
 ACC_TOL = 0.5     # accuracy points: |ours - published| within this reproduces a published accuracy or gap
 COST_FACTOR = 2.0  # a cost ratio reproduces within this factor
@@ -262,8 +262,8 @@ def released_section(path: str | None, published: str, n_boot: int, seed: int) -
     if not path or not Path(path).is_file():
         return ("## Published numbers vs the authors' released per-configuration data\n\nNot verifiable here: the "
                 f"released file was not found ({path or 'no --released given'}).\n")
-    from poolnas.released import read_released
-    from poolnas.verify_released import render_markdown, verify
+    from poolnas.analysis.released import read_released
+    from poolnas.analysis.verify_released import render_markdown, verify
 
     return render_markdown(verify(read_released(path), read_published(published), n_boot, seed), Path(path),
                            n_boot, seed)
@@ -287,28 +287,3 @@ def write_report(results, published, out, released=None, n_boot=2000, seed=0, da
     if out:
         atomic_write_text(out, text)
     return text
-
-
-def register(sub) -> None:
-    p = sub.add_parser("verify", help="check the paper's numbers and claims on our results; write a Markdown report",
-                       description=__doc__.splitlines()[0])
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
-    p.add_argument("--out", default=None, help="Markdown report to write (atomically); stdout when omitted")
-    p.add_argument("--released", default="../shared/reference/released_resnet20_per_config.csv",
-                   help="the authors' released per-config CSV, for the released-data section")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
-    p.set_defaults(func=_cli_verify)
-
-
-def _cli_verify(args) -> int:
-    if args.bootstrap < 1:
-        raise UsageError(f"--bootstrap must be >= 1, got {args.bootstrap}")
-    text = write_report(args.results, args.published, args.out, args.released, args.bootstrap, args.seed, args.dataset)
-    if not args.out:
-        print(text, end="")
-    else:
-        print(args.out)
-    return 0

@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from poolnas.loader import Loader
-from poolnas.train import autocast
+from poolnas.arch.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet, as_path, level_sizes, resample
+from poolnas.data.loader import Loader
+from poolnas.engine.runtime import autocast
 
 
 @torch.no_grad()
@@ -64,3 +65,41 @@ def _block(net, b: int, h: torch.Tensor, down: bool) -> torch.Tensor:
     if net.downsample == "maxpool":
         return net.blocks[b](F.max_pool2d(h, 2) if down else h)
     return net.blocks[b](h, 2 if down else 1)
+
+
+# --- paths of the relaxed ResNet20 space -----------------------------------------------------------------------------------
+
+
+def tree_forward_paths(net: RelaxedNet, x: torch.Tensor, paths: list[tuple[int, ...]]):
+    """Yield (path indices, logits) for every distinct path, computing each shared prefix once (depth first).
+
+    Paths that agree on the levels of blocks 0..b share blocks 0..b; the outputs are those of `net(x, path)`.
+    """
+    h0 = net.stem(x)
+    sizes = level_sizes(h0)
+
+    def visit(h, level, b, members):
+        if b == N_BLOCKS:
+            yield tuple(members), net.head(h)
+            return
+        for target in range(N_LEVELS):
+            group = [i for i in members if paths[i][b] == target]
+            if group:
+                yield from visit(net.block(b, target)(resample(h, level, target, sizes)), target, b + 1, group)
+
+    yield from visit(h0, 0, 0, list(range(len(paths))))
+
+
+@torch.no_grad()
+def evaluate_paths(net: RelaxedNet, loader, paths, device, precision: str = "fp32") -> torch.Tensor:
+    """Top-1 accuracy (percent, float64, one per path) of single paths on every batch of `loader` (one host sync)."""
+    paths = [as_path(p) for p in paths]
+    hits = torch.zeros(len(paths), dtype=torch.long, device=device)
+    seen = 0
+    net.eval()
+    with autocast(device, precision):
+        for x, y in loader.epoch(0):
+            for members, logits in tree_forward_paths(net, x, paths):
+                hits[list(members)] += (logits.argmax(1) == y).sum()
+            seen += len(y)
+    return 100.0 * hits.double().cpu() / max(seen, 1)

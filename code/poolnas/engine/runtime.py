@@ -1,0 +1,72 @@
+"""Where and how a run computes: the device (a free GPU per job), CPU threads, fast kernels, autocast, seeds."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from poolnas.errors import UsageError
+
+_DEVICE_LOCKS: list = []  # open lock files: held for the life of the process
+
+
+def free_gpu() -> torch.device:
+    """The first CUDA device no other poolnas process holds (a file lock per device), so that concurrent
+    Snakemake jobs on one machine each get their own GPU. Falls back to cuda:0 when all are taken."""
+    import fcntl
+
+    for index in range(torch.cuda.device_count()):
+        handle = open(Path(tempfile.gettempdir()) / f"poolnas-cuda{index}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _DEVICE_LOCKS.append(handle)
+        return torch.device("cuda", index)
+    return torch.device("cuda", 0)
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto: a free GPU when there is one, else the CPU; or exactly what was asked for."""
+    if spec == "auto":
+        return free_gpu() if torch.cuda.is_available() else torch.device("cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {spec!r} asked for, but this machine has no CUDA device; use --device cpu")
+    return torch.device(spec)
+
+
+def setup_runtime(device: torch.device, threads: int) -> None:
+    """Threads for CPU runs; fast kernels for GPU runs (TF32, cuDNN autotuning)."""
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast when asked; parameters (BatchNorm's included) stay fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """An independent 32-bit seed for one random stream of a run (numpy's SeedSequence of (seed, stream))."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint32)[0])
+
+
+def to_device(model: torch.nn.Module, device: torch.device, channels_last: bool) -> torch.nn.Module:
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr (the workflow sends it to each job's log file)."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,212 @@
+"""The naming contract: where every result file lives, what every search is called, which runs a profile implies.
+
+The workflow (`rules/common.smk`) builds its job lists and paths from here, and `analysis.aggregate` reads record
+names back through the same functions, so a name is written down once. Layout under the repository:
+
+    results/<profile>/runs/train/<dataset>/<backbone>/<config slug>/seed<S>.json     standalone runs
+    results/<profile>/runs/search/<dataset>/<backbone>/<search>/seed<S>.json         searches
+    results/<profile>/{logs,benchmarks}/...                                          per job, same sub-paths
+    results/<profile>/<csv>.csv                                                      tidy tables (aggregate)
+    figures/<profile>/<figure>.{pdf,png}, paper/tables/<profile>/<table>.{csv,tex,md}
+    paper/verification/<profile>.md
+
+A search is named `<method>-M<models>` (mixture), `<method>-K<configs>` (random) or by its method alone
+(baselines). `search_name` and `parse_search_name` are inverses; a unit test checks the round trip.
+
+Layering: this module sits above the library (settings, spaces, the METHODS table, cost) and below `analysis`
+and the command line; it imports nothing that trains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from poolnas import settings
+from poolnas.arch.spaces import RELAXED, SPACES, get_space
+from poolnas.search.methods import METHODS
+
+PUBLISHED = "paper/published"
+RELEASED = "../shared/reference/released_resnet20_per_config.csv"
+BACKBONES = tuple(SPACES)
+SEARCH_METHODS = tuple(METHODS)
+
+CSVS = ("groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking")
+TABLE_NAMES = ("table1", "table2", "table3", "table4")
+FIGURE_NAMES = ("figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models",
+                "groundtruth_spread")
+TABLE_FORMATS = ("csv", "tex", "md")
+FIGURE_FORMATS = ("pdf", "png")
+
+TRAIN_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/seed{seed}.json"
+SEARCH_RECORD = "{runs}/search/{dataset}/{backbone}/{search}/seed{seed}.json"
+CONFIG_SLUG = r"\d+(-\d+)+|[0-2]{9}"  # a config slug, or a relaxed-space path (resnet20-relaxed)
+SEARCH_SLUG = r"(mixture-M|random-K)\d+|[a-z][a-z-]*[a-z]"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders of one profile's results, relative to the repository."""
+
+    profile: str
+
+    @property
+    def results(self) -> str:
+        return f"results/{self.profile}"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.results}/runs"
+
+    @property
+    def logs(self) -> str:
+        return f"{self.results}/logs"
+
+    @property
+    def benchmarks(self) -> str:
+        return f"{self.results}/benchmarks"
+
+    @property
+    def figures(self) -> str:
+        return f"figures/{self.profile}"
+
+    @property
+    def tables(self) -> str:
+        return f"paper/tables/{self.profile}"
+
+    @property
+    def verification(self) -> str:
+        return f"paper/verification/{self.profile}.md"
+
+    def csv_files(self) -> list[str]:
+        return [f"{self.results}/{name}.csv" for name in CSVS]
+
+    def table_files(self, names=TABLE_NAMES) -> list[str]:
+        names = [names] if isinstance(names, str) else names
+        return [f"{self.tables}/{n}.{fmt}" for n in names for fmt in TABLE_FORMATS]
+
+    def figure_files(self, names=FIGURE_NAMES) -> list[str]:
+        names = [names] if isinstance(names, str) else names
+        return [f"{self.figures}/{n}.{fmt}" for n in names for fmt in FIGURE_FORMATS]
+
+    def train_record(self, dataset: str, backbone: str, config: str, seed: int | str) -> str:
+        return TRAIN_RECORD.format(runs=self.runs, dataset=dataset, backbone=backbone, config=config, seed=seed)
+
+    def search_record(self, dataset: str, backbone: str, search: str, seed: int | str) -> str:
+        return SEARCH_RECORD.format(runs=self.runs, dataset=dataset, backbone=backbone, search=search, seed=seed)
+
+
+# --- search names -------------------------------------------------------------------------------------------
+
+
+def search_name(method: str, models: int | None = None, candidates: int | None = None) -> str:
+    """mixture-M4, random-K4, darts: the directory name of a search."""
+    if models is not None:
+        return f"{method}-M{models}"
+    if candidates is not None:
+        return f"{method}-K{candidates}"
+    return method
+
+
+def parse_search_name(name: str) -> tuple[str, int | None, int | None]:
+    """(method, models, candidates) of a search name: the inverse of `search_name`."""
+    match = re.fullmatch(r"(?P<method>[a-z][a-z-]*?)-(?P<kind>[MK])(?P<size>\d+)", name)
+    if match:
+        size = int(match["size"])
+        return match["method"], (size if match["kind"] == "M" else None), (size if match["kind"] == "K" else None)
+    return name, None, None
+
+
+def search_arguments(name: str) -> str:
+    """The `poolnas search` arguments of a search name."""
+    method, models, candidates = parse_search_name(name)
+    if models is not None:
+        return f"--method {method} --models {models}"
+    if candidates is not None:
+        return f"--method {method} --configs {candidates}"
+    return f"--method {method}"
+
+
+def search_names(study: dict) -> list[str]:
+    """The searches of a study: each mixture size, random search, then each baseline."""
+    spec = study["search"]
+    return ([search_name("mixture", models=m) for m in spec.get("mixture", [])]
+            + ([search_name("random", candidates=spec["random"])] if spec.get("random") else [])
+            + list(spec.get("baselines", [])))
+
+
+def search_seeds(study: dict, name: str) -> list[int]:
+    """Seeds of one search: the baselines may run fewer (`baseline_seeds`) than the mixture and random search."""
+    spec = study["search"]
+    return spec.get("baseline_seeds", spec["seeds"]) if name in spec.get("baselines", []) else spec["seeds"]
+
+
+# --- the runs a profile implies -----------------------------------------------------------------------------
+
+
+def groundtruth_records(profile: dict) -> list[str]:
+    layout = Layout(profile["profile"])
+    return [layout.train_record(s["dataset"], s["backbone"], c.slug, seed)
+            for s in profile["studies"] for c in settings.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"]]
+
+
+def search_records(profile: dict) -> list[str]:
+    layout = Layout(profile["profile"])
+    return [layout.search_record(s["dataset"], s["backbone"], name, seed)
+            for s in profile["studies"] for name in search_names(s) for seed in search_seeds(s, name)]
+
+
+def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
+    """(backbone, config slug) to retrain for a search's `selected` field: a config, or a relaxed-space path that
+    is no config (DARTS), retrained as such."""
+    if selected.get("config"):
+        return backbone, get_space(backbone).parse(selected["config"]).slug
+    return RELAXED.name, selected["path"]
+
+
+def retrain_records(profile: dict, selected_of) -> list[str]:
+    """The standalone runs of every config a search picked; `selected_of(dataset, backbone, search, seed)` gives a
+    search's `selected` field (the workflow reads it from the record once the search has run)."""
+    layout, out = Layout(profile["profile"]), []
+    for s in profile["studies"]:
+        for name in search_names(s):
+            for seed in search_seeds(s, name):
+                backbone, slug = picked_run(s["backbone"], selected_of(s["dataset"], s["backbone"], name, seed))
+                out += [layout.train_record(s["dataset"], backbone, slug, r) for r in s["retrain"]["seeds"]]
+    return sorted(set(out))
+
+
+def figure_names(profile: dict) -> list[str]:
+    """The figures a profile draws: Figure 4 (the DARTS architectures) only when it runs a DARTS baseline."""
+    darts = any(b.startswith("darts") for s in profile["studies"] for b in s["search"].get("baselines", []))
+    return [n for n in FIGURE_NAMES if n != "figure4" or darts]
+
+
+# --- runtime estimates for cluster schedulers ---------------------------------------------------------------
+
+# Minutes per epoch of the default config on one V100-class GPU (CIFAR-sized data), with a 2x margin.
+MINUTES_PER_EPOCH = {"resnet20": 0.5, "resnet18": 2.0, "resnet50": 6.0}
+FOOD101_FACTOR = 20  # 75k images at 224 pixels against 50k at 32
+
+
+def relative_cost(backbone: str, config_slug: str) -> float:
+    """Forward MACs of a config relative to its space's default: scales each job's runtime estimate."""
+    from poolnas.arch.cost import count_macs  # torch: only when an estimate is asked for
+
+    space = get_space(backbone)
+    return count_macs(backbone, space.parse(config_slug)) / count_macs(backbone, space.default)
+
+
+def runtime_minutes(backbone: str, dataset: str, epochs: int, config_slug: str | None = None) -> int:
+    """A generous wall-time estimate; a search costs about 4 standalone runs."""
+    if backbone == RELAXED.name:  # a found relaxed path: priced as the dearest ResNet20 config
+        backbone, config_slug = RELAXED.base, "8-1-1"
+    scale = relative_cost(backbone, config_slug) if config_slug else 4.0
+    scale *= FOOD101_FACTOR if dataset == "food101" else 1
+    return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
+
+
+def protocol_backbone(backbone: str) -> str:
+    """The backbone whose protocol trains a run of `backbone` (a relaxed path trains as ResNet20)."""
+    return RELAXED.base if backbone == RELAXED.name else backbone

@@ -1,0 +1,187 @@
+"""Standalone training of one configuration: ground truth and retraining (paper.md section 4).
+
+`python -m poolnas train --profile mini --dataset twoscale --backbone resnet20 --config 4-3-3 --seed 0 --out R.json`
+
+Read top to bottom: resolve the run (profile -> hyperparameters), build data/model/optimizer, resume from the
+checkpoint if one matches, train epoch by epoch (`engine.loop.fit` with the hooks of `Standalone`, a checkpoint
+after each epoch), evaluate on the whole test set, write one JSON record atomically. Everything random is derived from the seed (model init from torch.manual_seed, batch
+order and augmentation from the loader's per-epoch generator), so a run is deterministic on CPU and a resumed
+run ends with exactly the record of an uninterrupted one.
+
+Record fields: kind, dataset, backbone, config (name), index, code, seed, profile, test_acc (percent, the
+protocol's `report`: final epoch by default), final_test_acc, best_test_acc, history (per epoch: epoch, lr,
+train_loss, train_acc, test_acc or null, seconds), epochs, train_seconds, images_per_s, params, macs,
+hparams (the resolved protocol), options (decisions.md choices in force), provenance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from poolnas import settings
+from poolnas.arch.cost import count_macs, count_parameters, relaxed_macs
+from poolnas.arch.models import build_model
+from poolnas.arch.relaxed import build_standalone
+from poolnas.arch.spaces import RELAXED, get_space
+from poolnas.data import datasets
+from poolnas.data.loader import Loader
+from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
+from poolnas.engine.loop import fit
+from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
+from poolnas.engine.runtime import log, resolve_device, setup_runtime, to_device
+from poolnas.engine.steps import evaluate, train_step
+from poolnas.errors import UsageError
+from poolnas.records import provenance, remove_stale_temporaries, write_json
+
+
+def stem_for(data) -> str:
+    """ImageNet-style stem for datasets trained on 224-pixel crops (Food101), CIFAR stem otherwise."""
+    return "imagenet" if data.recipe == "resized-crop-flip" else "cifar"
+
+
+class Architecture:
+    """What `--backbone/--config` name: a config of a search space, or a path of the relaxed ResNet20 space
+    (`--backbone resnet20-relaxed --config 010111222`, e.g. an architecture found by DARTS)."""
+
+    def __init__(self, backbone: str, config: str):
+        self.relaxed = backbone == RELAXED.name
+        if self.relaxed:
+            self.path = RELAXED.parse(config)
+            self.name = self.code = RELAXED.name_of(self.path)
+            self.index = RELAXED.index(self.path)
+        else:
+            self.config = get_space(backbone).parse(config)
+            self.name, self.index, self.code = self.config.name, self.config.index, self.config.code
+        self.backbone = backbone
+
+    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool):
+        if self.relaxed:
+            return build_standalone(self.path, num_classes=num_classes, bn=bn)
+        return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
+                           resnet50_d1_bug=resnet50_d1_bug)
+
+    def macs(self, image_size: int, classes: int, stem: str) -> int:
+        if self.relaxed:
+            return relaxed_macs(self.path, image_size, classes)
+        return count_macs(self.backbone, self.config, image_size, classes, stem)
+
+
+
+class Standalone:
+    """The hooks `engine.loop.fit` drives for one standalone run: epochs are numbered from 1."""
+
+    def __init__(self, model, optimizer, scheduler, hp: dict, train_loader: Loader, test_loader: Loader, *,
+                 device, precision: str, step, name: str):
+        self.model, self.optimizer, self.scheduler, self.hp = model, optimizer, scheduler, hp
+        self.train_loader, self.test_loader = train_loader, test_loader
+        self.device, self.precision, self.train_step, self.name = device, precision, step, name
+        self.history: list[dict] = []
+
+    def remaining_epochs(self) -> range:
+        return range(len(self.history) + 1, self.hp["epochs"] + 1)
+
+    def where(self, epoch: int) -> str:
+        return f"epoch {epoch}"
+
+    def start_epoch(self, epoch: int) -> None:
+        self.lr = current_lr(self.optimizer)
+
+    def batches(self, epoch: int):
+        return self.train_loader.epoch(epoch)
+
+    def step(self, epoch: int, x, y) -> dict:
+        loss, hits = self.train_step(self.model, self.optimizer, x, y, self.device, self.precision)
+        return {"loss": loss * len(y), "hits": hits, "images": len(y)}
+
+    def step_schedules(self, epoch: int) -> None:
+        self.scheduler.step()
+
+    def end_epoch(self, epoch: int, totals: dict, seconds: float) -> None:
+        hp, seen = self.hp, totals["images"]
+        last = epoch == hp["epochs"]
+        test_acc = (evaluate(self.model, self.test_loader, self.device, self.precision)
+                    if last or (hp["eval_every"] and epoch % hp["eval_every"] == 0) else None)
+        h = {"epoch": epoch, "lr": self.lr, "train_loss": round(totals["loss"] / seen, 6),
+             "train_acc": round(100.0 * totals["hits"] / seen, 4),
+             "test_acc": None if test_acc is None else round(test_acc, 4), "seconds": round(seconds, 3),
+             "images": seen}
+        self.history.append(h)
+        log(f"{self.name} epoch {epoch}/{hp['epochs']} loss {totals['loss'] / seen:.4f} train {h['train_acc']:.2f}%"
+            + (f" test {test_acc:.2f}%" if test_acc is not None else "") + f" lr {self.lr:.4g} "
+            f"{seen / seconds:.0f} img/s")
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = state["history"]
+
+
+def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone: str, config: str, seed: int, out: str | Path,
+              data_dir: str | Path = "data", checkpoint: str | Path | None = None, device: str | None = None,
+              threads: int | None = None, epochs: int | None = None) -> dict:
+    """Train one config and write its record to `out`; resume from `checkpoint` when it matches this run."""
+    prof = settings.resolve(profile)
+    arch = Architecture(backbone, config)
+    hp = prof.protocol(arch.backbone, dataset)
+    if epochs is not None:
+        if epochs < 1:
+            raise UsageError(f"--epochs must be >= 1, got {epochs}")
+        hp["epochs"] = epochs
+    dev = resolve_device(device or prof.device)
+    setup_runtime(dev, threads or prof.threads)
+    precision = prof.precision
+
+    data = datasets.open_dataset(dataset, Path(data_dir) / "cache", Path(data_dir) / "raw",
+                                 **prof.dataset_params(dataset))
+    stem = stem_for(data)
+    options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
+               "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
+               "precision": precision, **warmup_options(hp)}
+    key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
+                   "hparams": hp, "options": options})
+    train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
+    test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
+                                       drop_last=hp["drop_last_test"])
+
+    torch.manual_seed(seed)
+    model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
+                                 resnet50_d1_bug=hp["resnet50_d1_bug"]), dev, prof.channels_last)
+    optimizer = make_optimizer(model.parameters(), hp)
+    run = Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader, test_loader,
+                     device=dev, precision=precision, step=torch.compile(train_step) if prof.compile else train_step,
+                     name=f"{dataset}/{backbone} {arch.name} seed {seed}")
+
+    remove_stale_temporaries(out)
+    ckpt = Checkpoint(checkpoint or default_path(out), key)
+    state = ckpt.load()
+    if state:
+        run.load_state_dict(state)
+        log(f"{arch.name} seed {seed}: resuming after epoch {len(run.history)} from {ckpt.path}")
+    fit(run, run.remaining_epochs(), ckpt, name=run.name)
+
+    history = run.history
+    tested = [h["test_acc"] for h in history if h["test_acc"] is not None]
+    train_seconds = sum(h["seconds"] for h in history)
+    record = {
+        "kind": "train", "dataset": dataset, "backbone": backbone, "config": arch.name, "index": arch.index,
+        "code": arch.code, "seed": seed, "profile": prof.name,
+        "test_acc": history[-1]["test_acc"] if hp["report"] == "final" else max(tested),
+        "final_test_acc": history[-1]["test_acc"], "best_test_acc": max(tested),
+        "test_images": len(data.test) if not hp["drop_last_test"] else None,
+        "history": history, "epochs": hp["epochs"],
+        "train_seconds": round(train_seconds, 3),
+        "images_per_s": round(sum(h["images"] for h in history) / train_seconds, 1),
+        "params": count_parameters(model),
+        "macs": arch.macs(data.meta["image_size"][0], data.num_classes, stem),
+        "hparams": hp, "options": options, "run_key": key, "provenance": provenance(dev),
+    }
+    write_json(out, record)
+    ckpt.remove()
+    return record

@@ -11,11 +11,11 @@ from poolnas.errors import UsageError
 
 validate(config, "../config/schema.yaml")
 try:  # a bad profile name or value stops here, before any job starts, with one line
-    PROFILE = settings.load(config["profile"])
+    PROFILE = settings.resolve(config["profile"])
 except UsageError as err:
     raise WorkflowError(f"config profile={config['profile']}: {err}") from None
 
-P = PROFILE["profile"]
+P = PROFILE.name
 PROFILE_ARG = config["profile"]
 POOLNAS = f"{sys.executable} -m poolnas"  # the interpreter running Snakemake has the package
 LAYOUT = plan.Layout(P)
@@ -30,7 +30,7 @@ TABLE_NAMES = plan.TABLE_NAMES
 FIGURE_NAMES = plan.figure_names(PROFILE)
 # Each training/search job asks for one GPU unless the profile pins the CPU. Locally the GPU count caps how
 # many run at once (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU.
-GPU_PER_JOB = 0 if PROFILE["device"] == "cpu" else 1
+GPU_PER_JOB = 0 if PROFILE.device == "cpu" else 1
 if "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", __import__("torch").cuda.device_count())
 
@@ -54,13 +54,12 @@ def retrain_records(wildcards):
 
 
 def train_runtime(w):
-    backbone = plan.protocol_backbone(w.backbone)
-    epochs = settings.protocol(PROFILE, backbone, w.dataset)["epochs"]
+    epochs = PROFILE.protocol(w.backbone, w.dataset)["epochs"]
     return plan.runtime_minutes(w.backbone, w.dataset, epochs, w.config)
 
 
 def search_runtime(w):
-    return plan.runtime_minutes(w.backbone, w.dataset, settings.search_settings(PROFILE, w.backbone, w.dataset)["epochs"])
+    return plan.runtime_minutes(w.backbone, w.dataset, PROFILE.search(w.backbone, w.dataset)["epochs"])
 
 
 def prepared_stamp(dataset):

@@ -20,7 +20,7 @@ checkpoint search_run:
         profile=PROFILE_ARG,
         method=lambda w: plan.search_arguments(w.search),
         checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
-    threads: PROFILE["threads"]
+    threads: PROFILE.threads
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=lambda w: 6000 if w.backbone == "resnet20" else 24000,

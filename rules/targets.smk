@@ -26,7 +26,7 @@ rule verify:
 
 rule data:
     input:
-        sorted({prepared_stamp(s["dataset"]) for s in PROFILE["studies"]}),
+        sorted({prepared_stamp(s["dataset"]) for s in PROFILE.studies}),
 
 
 rule groundtruth:

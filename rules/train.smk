@@ -18,7 +18,7 @@ rule train:
         data=lambda w, input: data_dir_of(input[0]),
         profile=PROFILE_ARG,
         checkpoint=lambda w: f"{CKPT}/train/{w.dataset}/{w.backbone}/{w.config}/seed{w.seed}.pt",
-    threads: PROFILE["threads"]
+    threads: PROFILE.threads
     resources:
         gpu=GPU_PER_JOB,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed

@@ -109,7 +109,7 @@ def _data_prepare(args) -> int:
 
     params = {}
     if args.profile:  # the workflow's way: one source of truth for the generated set's parameters
-        params = settings.dataset_params(settings.load(args.profile), args.dataset)
+        params = settings.resolve(args.profile).dataset_params(args.dataset)
     params |= {k: getattr(args, k) for k in TWOSCALE_DEFAULTS if getattr(args, k) is not None}
     print(prepare(args.dataset, args.data_root, args.cache_dir, download=args.download, force=args.force, **params))
     return 0
@@ -287,6 +287,13 @@ def _verify_released(args) -> int:
 # --- analysis of our results --------------------------------------------------------------------------------
 
 
+def _add_results_arguments(p, *, out: str, out_required: bool) -> None:
+    """--results, --published and --out of the commands that read aggregated results."""
+    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
+    p.add_argument("--published", default=plan.PUBLISHED, help="folder of published-number CSVs")
+    p.add_argument("--out", required=out_required, default=None, help=out)
+
+
 def _results_dir(path: str) -> str:
     if not Path(path).is_dir():
         raise UsageError(f"--results {path} is not a directory")
@@ -314,9 +321,7 @@ def _aggregate(args) -> int:
 def _add_tables(sub) -> None:
     p = sub.add_parser("tables", help="the paper's Tables 1-4 with our numbers beside the published ones",
                        description="Tables 1-4 as CSV, LaTeX and Markdown, ours beside the published numbers.")
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--published", default=plan.PUBLISHED, help="folder of published-number CSVs")
-    p.add_argument("--out", required=True, help="folder for table<N>.csv/.tex/.md")
+    _add_results_arguments(p, out="folder for table<N>.csv/.tex/.md", out_required=True)
     p.add_argument("--only", action="append", choices=plan.TABLE_NAMES, default=None,
                    help="build only this table (repeatable)")
     p.add_argument("--dataset", default=None, help="dataset standing in for CIFAR10 in Tables 1-2 "
@@ -335,11 +340,9 @@ def _tables(args) -> int:
 def _add_figures(sub) -> None:
     p = sub.add_parser("figures", help="draw the figures (PDF and PNG) from aggregated results",
                        description="The paper's figures and ours, as PDF and PNG, from the aggregated CSVs.")
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--out", required=True, help="folder for <figure>.pdf and .png, e.g. figures/<profile>")
+    _add_results_arguments(p, out="folder for <figure>.pdf and .png, e.g. figures/<profile>", out_required=True)
     p.add_argument("--only", action="append", choices=plan.FIGURE_NAMES, default=None,
                    help="draw only this figure (repeatable)")
-    p.add_argument("--published", default=plan.PUBLISHED, help="published numbers, shown for reference")
     p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
     p.set_defaults(func=_figures)
 
@@ -356,9 +359,7 @@ def _figures(args) -> int:
 def _add_verify(sub) -> None:
     p = sub.add_parser("verify", help="check the paper's numbers and claims on our results; write a Markdown report",
                        description="Claim by claim, the paper's numbers against our results, as Markdown.")
-    p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
-    p.add_argument("--published", default=plan.PUBLISHED, help="folder of published-number CSVs")
-    p.add_argument("--out", default=None, help="Markdown report to write (atomically); stdout when omitted")
+    _add_results_arguments(p, out="Markdown report to write (atomically); stdout when omitted", out_required=False)
     p.add_argument("--released", default=plan.RELEASED,
                    help="the authors' released per-config CSV, for the released-data section")
     _add_bootstrap(p)

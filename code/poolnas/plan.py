@@ -145,16 +145,16 @@ def search_seeds(study: dict, name: str) -> list[int]:
 # --- the runs a profile implies -----------------------------------------------------------------------------
 
 
-def groundtruth_records(profile: dict) -> list[str]:
-    layout = Layout(profile["profile"])
+def groundtruth_records(profile: settings.Settings) -> list[str]:
+    layout = Layout(profile.name)
     return [layout.train_record(s["dataset"], s["backbone"], c.slug, seed)
-            for s in profile["studies"] for c in settings.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"]]
+            for s in profile.studies for c in settings.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"]]
 
 
-def search_records(profile: dict) -> list[str]:
-    layout = Layout(profile["profile"])
+def search_records(profile: settings.Settings) -> list[str]:
+    layout = Layout(profile.name)
     return [layout.search_record(s["dataset"], s["backbone"], name, seed)
-            for s in profile["studies"] for name in search_names(s) for seed in search_seeds(s, name)]
+            for s in profile.studies for name in search_names(s) for seed in search_seeds(s, name)]
 
 
 def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
@@ -165,11 +165,11 @@ def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
     return RELAXED.name, selected["path"]
 
 
-def retrain_records(profile: dict, selected_of) -> list[str]:
+def retrain_records(profile: settings.Settings, selected_of) -> list[str]:
     """The standalone runs of every config a search picked; `selected_of(dataset, backbone, search, seed)` gives a
     search's `selected` field (the workflow reads it from the record once the search has run)."""
-    layout, out = Layout(profile["profile"]), []
-    for s in profile["studies"]:
+    layout, out = Layout(profile.name), []
+    for s in profile.studies:
         for name in search_names(s):
             for seed in search_seeds(s, name):
                 backbone, slug = picked_run(s["backbone"], selected_of(s["dataset"], s["backbone"], name, seed))
@@ -177,9 +177,9 @@ def retrain_records(profile: dict, selected_of) -> list[str]:
     return sorted(set(out))
 
 
-def figure_names(profile: dict) -> list[str]:
+def figure_names(profile: settings.Settings) -> list[str]:
     """The figures a profile draws: Figure 4 (the DARTS architectures) only when it runs a DARTS baseline."""
-    darts = any(b.startswith("darts") for s in profile["studies"] for b in s["search"].get("baselines", []))
+    darts = any(b.startswith("darts") for s in profile.studies for b in s["search"].get("baselines", []))
     return [n for n in FIGURE_NAMES if n != "figure4" or darts]
 
 
@@ -205,8 +205,3 @@ def runtime_minutes(backbone: str, dataset: str, epochs: int, config_slug: str |
     scale = relative_cost(backbone, config_slug) if config_slug else 4.0
     scale *= FOOD101_FACTOR if dataset == "food101" else 1
     return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
-
-
-def protocol_backbone(backbone: str) -> str:
-    """The backbone whose protocol trains a run of `backbone` (a relaxed path trains as ResNet20)."""
-    return RELAXED.base if backbone == RELAXED.name else backbone

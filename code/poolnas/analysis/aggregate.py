@@ -1,14 +1,14 @@
 """`aggregate`: every per-run JSON record under results/<profile>/runs/ into tidy CSVs beside it.
 
-    results/<profile>/runs/train/<dataset>/<backbone>/<config slug>/seed<S>.json    (poolnas.train)
-    results/<profile>/runs/search/<dataset>/<backbone>/<search>/seed<S>.json        (poolnas.search)
+    results/<profile>/runs/train/<dataset>/<backbone>/<config slug>/seed<S>.json    (poolnas.standalone)
+    results/<profile>/runs/search/<dataset>/<backbone>/<search>/seed<S>.json        (poolnas.search.run)
 
 become groundtruth.csv, search.csv, search_eval.csv, search_epochs.csv, retrain.csv and ranking.csv in
 results/<profile>/ (columns: results/README.md). The CSVs depend only on the records: rows are sorted, floats are
 printed with `FLOAT_FORMAT`, the bootstrap is seeded, and files are written atomically, so aggregating the same
 records twice gives byte-identical files. A category without records gives a header-only CSV.
 
-Ranking (ranking.csv) uses poolnas.stats, the code behind the `rank` command: per search (dataset, backbone,
+Ranking (ranking.csv) uses poolnas.analysis.stats, the code behind the `rank` command: per search (dataset, backbone,
 method, size), each config's score is the value its search's selection rule ranks by (default `assigned`: the
 full-validation accuracy of the config under its assigned SuperNet), the ground truth is the mean standalone test
 accuracy over seeds, and only configs that have both are ranked.

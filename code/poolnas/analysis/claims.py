@@ -1,6 +1,6 @@
 """The paper's qualitative claims, each judged on our results with the statistics behind the verdict.
 
-Each function takes the aggregated frames of one study (poolnas.aggregate) and returns a `Judgement`: the claim,
+Each function takes the aggregated frames of one study (poolnas.analysis.aggregate) and returns a `Judgement`: the claim,
 the test and its numbers, and a verdict: "reproduces" (our runs show the effect at the stated level), "does not
 reproduce" (they do not), "inconclusive" (an interval judgement whose interval is wider than `WIDE`: too few
 configs or runs to tell), or "not verifiable" when the runs a test needs do not exist (a missing run never counts

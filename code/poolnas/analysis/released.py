@@ -4,7 +4,7 @@ The released format has one row per configuration:
 
     architecture,baseline_avg,baseline_stdev,M1_avg,M1_stdev,M2_avg,M2_stdev,...,M8_avg,M8_stdev,
 
-`architecture` is the 1-based ResNet20 index (poolnas.spaces numbering), `baseline_*` the ground truth
+`architecture` is the 1-based ResNet20 index (poolnas.arch.spaces numbering), `baseline_*` the ground truth
 (standalone test accuracy, mean and std over runs) and `M<m>_*` the SuperNet evaluation accuracy of a mixture
 of m SuperNets (the y values of Figure 3). Every line ends with a comma, i.e. an empty last column.
 """

@@ -29,7 +29,7 @@ from poolnas.analysis.verify_released import read_published
 
 NAMES = plan.TABLE_NAMES
 NOT_RUN, RETRAIN_MISSING = "not run", "retraining not run"
-# Our search method ids for the published methods. `mixture` and `random` exist (poolnas.search); the other ids
+# Our search method ids for the published methods. `mixture` and `random` exist (poolnas.search.run); the other ids
 # are the names reserved for baselines not implemented yet: their rows say "not run" until such records exist.
 ROWS = {
     "Default": ("default",), "Best conf. (Bruteforce)": ("bruteforce",),

@@ -1,7 +1,7 @@
 """`verify`: the paper, claim by claim, against our results; and the released-data section.
 
 Part 1 compares every published number we can recompute on our runs (ours, published, difference, the stated
-tolerance, a verdict). Part 2 judges each qualitative claim with a statistical test (poolnas.claims). Part 3 is
+tolerance, a verdict). Part 2 judges each qualitative claim with a statistical test (poolnas.analysis.claims). Part 3 is
 the report of poolnas.verify_released on the authors' released per-config file. Every number is computed from
 results/<profile>/*.csv and paper/published/*.csv; nothing is typed. A number or claim whose runs do not exist is
 "not verifiable", never counted as reproduced.

@@ -1,4 +1,4 @@
-"""The generated `twoscale` dataset, whose classes need both image scales (poolnas.datasets caches it).
+"""The generated `twoscale` dataset, whose classes need both image scales (poolnas.data.datasets caches it).
 
 `make_twoscale` draws it:
     class c = (layout c // 2, texture c % 2): an even number of classes, 2..12; chance = 1 / classes.
@@ -47,7 +47,7 @@ LAYOUTS: dict[str, tuple[tuple[tuple[float, float], ...], float]] = {
 }
 TEXTURES = ("checker", "stripes")
 # The spawn key of each split's random stream is its position here: fixed, so that neither split depends on
-# the other or on the order poolnas.datasets prepares them in.
+# the other or on the order poolnas.data.datasets prepares them in.
 STREAMS = ("train", "test")
 # twoscale's uniform ranges (the module docstring explains each). With them every layout fits inside the image
 # less its margins: the widest extent, 0.58 * 2.6 r + 0.82 r = 2.32 r (triangle), is below 3/8 G for r <= 0.16 G.

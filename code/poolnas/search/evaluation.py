@@ -1,6 +1,6 @@
 """Evaluating SuperNets: the accuracy of every (config, SuperNet) pair, sharing the computation of common prefixes.
 
-Used by the mixture search's final evaluation (poolnas.search) and by the MCTS and SBE baselines (poolnas.samplers).
+Used by the mixture search's final evaluation (poolnas.search.run) and by the MCTS and SBE baselines (poolnas.search.samplers).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ seed) into search-train (augmented, shuffled per epoch) and search-validation (n
 Mixture: M SuperNets (BN without affine or running statistics), independent inits (torch.manual_seed(seed), then
 built one after the other), each with its own SGD and cosine schedule (T_max = epochs run, to lr_min, stepped
 per epoch). Epochs e = 0..E-1, plus e = E with `extra_epoch` (the release). Per epoch: temperature, balancing
-(`poolnas.mixture`), then per search-train minibatch: c ~ uniform, m ~ P'[c], one SGD step of SuperNet m on
+(`poolnas.search.balancing`), then per search-train minibatch: c ~ uniform, m ~ P'[c], one SGD step of SuperNet m on
 config c, one search-validation minibatch (same batch size, shuffled stream, eval mode) through (c, m), EMA of
 its accuracy into W[c, m], count. The step's one host sync reads the loss, the train hits and the validation
 hits together (the algorithm needs the validation accuracy before the next sample). At the end every

@@ -14,7 +14,7 @@ from poolnas.arch.spaces import SPACES
 from poolnas.engine.loop import TrainingDiverged
 from poolnas.engine.steps import evaluate
 
-from conftest import Stop, comparable, tiny_profile
+from helpers import Stop, comparable, tiny_profile
 
 R20 = SPACES["resnet20"]
 RECORD_FIELDS = ["kind", "method", "models", "dataset", "backbone", "seed", "profile", "selected", "alternatives",

@@ -17,7 +17,7 @@ from poolnas.search.samplers import Boltzmann, UCBTree
 from poolnas.search.run import search_run
 from poolnas.arch.spaces import RELAXED, SPACES
 
-from conftest import Stop, comparable, tiny_profile
+from helpers import Stop, comparable, tiny_profile
 
 R20 = SPACES["resnet20"]
 COMMON = ["kind", "method", "models", "candidates", "dataset", "backbone", "seed", "profile", "selected",

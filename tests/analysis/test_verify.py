@@ -12,9 +12,9 @@ from poolnas.analysis import verify
 from poolnas.cli import main
 from poolnas.arch.spaces import get_space
 from poolnas.analysis.verify_released import read_published
-from test_aggregate import make_results
+from helpers import REPO
+from helpers import empty_results, make_results
 
-REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "paper" / "published"
 RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
 CLAIM_KEYS = {"position", "default", "late_vs_early", "sharing_gap", "m1_tau", "tau_gain_M2", "tau_gain_M4",
@@ -35,10 +35,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def empty(tmp_path_factory):
-    results = tmp_path_factory.mktemp("e") / "empty"
-    (results / "runs").mkdir(parents=True)
-    aggregate.write(results, aggregate.collect(results, n_boot=0))
-    return results
+    return empty_results(tmp_path_factory.mktemp("e") / "empty")
 
 
 def test_every_claim_is_judged_with_a_known_verdict(synthetic):

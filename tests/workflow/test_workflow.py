@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 # The smoke DAG is minutes of real training: a longer limit than the suite's default 600 s per test.
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.timeout(2400), pytest.mark.slow]
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TRAIN_OR_SEARCH = ("rule train:", "checkpoint search_run:", "rule search_run:", "rule prepare_data:")

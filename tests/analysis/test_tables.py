@@ -9,9 +9,9 @@ from poolnas.analysis import aggregate
 from poolnas.analysis import tables
 from poolnas.cli import main
 from poolnas.analysis.verify_released import read_published
-from test_aggregate import make_results
+from helpers import REPO, empty_results, make_results
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "paper" / "published"
+PUBLISHED = REPO / "paper" / "published"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,7 @@ def synthetic(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def empty(tmp_path_factory):
-    results = tmp_path_factory.mktemp("e") / "empty"
-    (results / "runs").mkdir(parents=True)
-    aggregate.write(results, aggregate.collect(results, n_boot=0))
-    return results
+    return empty_results(tmp_path_factory.mktemp("e") / "empty")
 
 
 @pytest.mark.parametrize("value, text", [(90.525, "90.53"), (90.515, "90.52"), (90.5149, "90.51"), (0.005, "0.01"),

@@ -12,8 +12,8 @@ from poolnas.cli import main
 from poolnas.analysis.released import TIDY_COLUMNS, read_released
 from poolnas.arch.spaces import SPACES
 from poolnas.analysis.verify_released import read_published, verify
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
 PUBLISHED = REPO / "paper" / "published"
 

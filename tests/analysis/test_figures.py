@@ -7,9 +7,9 @@ import pytest
 from poolnas.analysis import aggregate
 from poolnas.analysis import figures
 from poolnas.cli import main
-from test_aggregate import make_results
+from helpers import REPO, make_results
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "paper" / "published"
+PUBLISHED = REPO / "paper" / "published"
 
 
 @pytest.fixture(scope="module")

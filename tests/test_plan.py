@@ -1,0 +1,70 @@
+"""The naming contract (poolnas.plan): names round-trip, and the rules' patterns accept every name it makes."""
+
+import re
+
+import pytest
+
+from poolnas import plan, settings
+from poolnas.analysis.aggregate import search_name as record_search_name
+from poolnas.arch.spaces import RELAXED, SPACES
+from poolnas.cli import build_parser
+
+PROFILES = settings.available()
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_search_name_round_trips_to_its_command_and_back(name):
+    profile = settings.resolve(name)
+    parser = build_parser("search")
+    for study in profile.studies:
+        for search in plan.search_names(study):
+            assert re.fullmatch(plan.SEARCH_SLUG, search), search
+            method, models, candidates = plan.parse_search_name(search)
+            assert plan.search_name(method, models, candidates) == search
+            args = parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", name,
+                                      "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
+            assert (args.method, args.models, args.configs) == (method, models, candidates)
+            # aggregate names a record's search the same way the workflow named its folder
+            record = {"method": method, "models": models, "candidates": candidates}
+            assert record_search_name(record) == search
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_record_paths_match_the_rules_wildcards(name):
+    profile = settings.resolve(name)
+    layout = plan.Layout(profile.name)
+    train = re.escape(f"{layout.runs}/train/") + r"[a-z0-9]+/[a-z0-9-]+/(" + plan.CONFIG_SLUG + r")/seed\d+\.json"
+    search = re.escape(f"{layout.runs}/search/") + r"[a-z0-9]+/[a-z0-9]+/(" + plan.SEARCH_SLUG + r")/seed\d+\.json"
+    records = plan.groundtruth_records(profile)
+    assert records and all(re.fullmatch(train, r) for r in records)
+    assert all(re.fullmatch(search, r) for r in plan.search_records(profile))
+
+
+def test_retrain_records_name_configs_and_relaxed_paths():
+    profile = settings.resolve("smoke")
+    picks = {"darts": {"config": None, "path": "010212021"}}
+
+    def selected(dataset, backbone, search, seed):
+        return picks.get(search, {"config": "[4,3,3]", "index": 24})
+
+    records = plan.retrain_records(profile, selected)
+    assert any("/resnet20/4-3-3/" in r for r in records)
+    assert any(f"/{RELAXED.name}/010212021/" in r for r in records) == any(
+        "darts" in plan.search_names(s) for s in profile.studies)
+    assert records == sorted(set(records))
+
+
+def test_parse_search_name_is_the_inverse_for_any_size():
+    for method in plan.SEARCH_METHODS:
+        for models, candidates in [(None, None), (1, None), (12, None), (None, 4)]:
+            name = plan.search_name(method, models, candidates)
+            assert plan.parse_search_name(name) == (method, models, candidates)
+
+
+def test_layout_names_every_artefact():
+    layout = plan.Layout("mini")
+    assert layout.csv_files() == [f"results/mini/{c}.csv" for c in plan.CSVS]
+    assert len(layout.table_files()) == len(plan.TABLE_NAMES) * 3
+    assert layout.figure_files("figure3") == ["figures/mini/figure3.pdf", "figures/mini/figure3.png"]
+    assert layout.train_record("twoscale", "resnet20", SPACES["resnet20"].default.slug, 0) == \
+        "results/mini/runs/train/twoscale/resnet20/4-3-3/seed0.json"

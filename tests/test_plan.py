@@ -19,13 +19,13 @@ def test_every_search_name_round_trips_to_its_command_and_back(name):
     for study in profile.studies:
         for search in plan.search_names(study):
             assert re.fullmatch(plan.SEARCH_SLUG, search), search
-            method, models, candidates = plan.parse_search_name(search)
-            assert plan.search_name(method, models, candidates) == search
+            method, models, candidates, budget = plan.parse_search_name(search)
+            assert plan.search_name(method, models, candidates, budget) == search
             args = parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", name,
                                       "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
-            assert (args.method, args.models, args.configs) == (method, models, candidates)
+            assert (args.method, args.models, args.configs, args.budget_models) == (method, models, candidates, budget)
             # aggregate names a record's search the same way the workflow named its folder
-            record = {"method": method, "models": models, "candidates": candidates}
+            record = {"method": method, "models": models, "candidates": candidates, "budget_models": budget}
             assert record_search_name(record) == search
 
 
@@ -56,9 +56,10 @@ def test_retrain_records_name_configs_and_relaxed_paths():
 
 def test_parse_search_name_is_the_inverse_for_any_size():
     for method in plan.SEARCH_METHODS:
-        for models, candidates in [(None, None), (1, None), (12, None), (None, 4)]:
-            name = plan.search_name(method, models, candidates)
-            assert plan.parse_search_name(name) == (method, models, candidates)
+        for models, candidates, budget in [(None, None, None), (1, None, None), (12, None, None), (None, 4, None),
+                                           (1, None, 8)]:
+            name = plan.search_name(method, models, candidates, budget)
+            assert plan.parse_search_name(name) == (method, models, candidates, budget)
 
 
 def test_layout_names_every_artefact():

@@ -191,6 +191,8 @@ def _add_search(sub) -> None:
     p.add_argument("--models", type=int, default=None, help="M, the number of SuperNets (mixture)")
     p.add_argument("--configs", type=int, default=None,
                    help="K, the configs random search trains (default: the profile's study setting)")
+    p.add_argument("--budget-models", type=int, default=None,
+                   help="B: run at the budget of a mixture of B SuperNets (--method mixture-budget, the control)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="put the checkpoint in DIR/<out name>.pt (instead of --checkpoint)")
     p.set_defaults(func=_search)
@@ -208,6 +210,7 @@ def _search(args) -> int:
     try:
         record = search_run(method=args.method, profile=args.profile, dataset=args.dataset, backbone=args.backbone,
                             seed=args.seed, out=args.out, models=args.models, configs=args.configs,
+                            budget_models=args.budget_models,
                             data_dir=args.data_dir, checkpoint=checkpoint, device=args.device, threads=args.threads)
     except (TrainingDiverged, BalancingError) as err:
         log(f"poolnas search: error: {err}")

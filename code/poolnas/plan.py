@@ -10,8 +10,9 @@ names back through the same functions, so a name is written down once. Layout un
     figures/<profile>/<figure>.{pdf,png}, paper/tables/<profile>/<table>.{csv,tex,md}
     paper/verification/<profile>.md
 
-A search is named `<method>-M<models>` (mixture), `<method>-K<configs>` (random) or by its method alone
-(baselines). `search_name` and `parse_search_name` are inverses; a unit test checks the round trip.
+A search is named `<method>-M<models>` (mixture), `<method>-K<configs>` (random), `<method>-M<models>-B<budget>`
+(a mixture at another mixture's budget: the equal-budget control) or by its method alone (baselines).
+`search_name` and `parse_search_name` are inverses; a unit test checks the round trip.
 
 Layering: this module sits above the library (settings, spaces, the METHODS table, cost) and below `analysis`
 and the command line; it imports nothing that trains.
@@ -42,7 +43,7 @@ FIGURE_FORMATS = ("pdf", "png")
 TRAIN_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/seed{seed}.json"
 SEARCH_RECORD = "{runs}/search/{dataset}/{backbone}/{search}/seed{seed}.json"
 CONFIG_SLUG = r"\d+(-\d+)+|[0-2]{9}"  # a config slug, or a relaxed-space path (resnet20-relaxed)
-SEARCH_SLUG = r"(mixture-M|random-K)\d+|[a-z][a-z-]*[a-z]"
+SEARCH_SLUG = r"[a-z][a-z-]*-(M|K)\d+(-B\d+)?|[a-z][a-z-]*[a-z]"
 
 
 @dataclass(frozen=True)
@@ -100,38 +101,36 @@ class Layout:
 # --- search names -------------------------------------------------------------------------------------------
 
 
-def search_name(method: str, models: int | None = None, candidates: int | None = None) -> str:
-    """mixture-M4, random-K4, darts: the directory name of a search."""
-    if models is not None:
-        return f"{method}-M{models}"
-    if candidates is not None:
-        return f"{method}-K{candidates}"
-    return method
+def search_name(method: str, models: int | None = None, candidates: int | None = None,
+                budget_models: int | None = None) -> str:
+    """mixture-M4, random-K4, mixture-budget-M1-B8, darts: the directory name of a search."""
+    name = method + (f"-M{models}" if models is not None else f"-K{candidates}" if candidates is not None else "")
+    return name + (f"-B{budget_models}" if budget_models is not None else "")
 
 
-def parse_search_name(name: str) -> tuple[str, int | None, int | None]:
-    """(method, models, candidates) of a search name: the inverse of `search_name`."""
-    match = re.fullmatch(r"(?P<method>[a-z][a-z-]*?)-(?P<kind>[MK])(?P<size>\d+)", name)
-    if match:
-        size = int(match["size"])
-        return match["method"], (size if match["kind"] == "M" else None), (size if match["kind"] == "K" else None)
-    return name, None, None
+def parse_search_name(name: str) -> tuple[str, int | None, int | None, int | None]:
+    """(method, models, candidates, budget_models) of a search name: the inverse of `search_name`."""
+    match = re.fullmatch(r"(?P<method>[a-z][a-z-]*?)-(?P<kind>[MK])(?P<size>\d+)(-B(?P<budget>\d+))?", name)
+    if not match:
+        return name, None, None, None
+    size, budget = int(match["size"]), match["budget"]
+    return (match["method"], size if match["kind"] == "M" else None, size if match["kind"] == "K" else None,
+            None if budget is None else int(budget))
 
 
 def search_arguments(name: str) -> str:
     """The `poolnas search` arguments of a search name."""
-    method, models, candidates = parse_search_name(name)
-    if models is not None:
-        return f"--method {method} --models {models}"
-    if candidates is not None:
-        return f"--method {method} --configs {candidates}"
-    return f"--method {method}"
+    method, models, candidates, budget_models = parse_search_name(name)
+    return (f"--method {method}" + (f" --models {models}" if models is not None else "")
+            + (f" --configs {candidates}" if candidates is not None else "")
+            + (f" --budget-models {budget_models}" if budget_models is not None else ""))
 
 
 def search_names(study: dict) -> list[str]:
-    """The searches of a study: each mixture size, random search, then each baseline."""
+    """The searches of a study: each mixture size, the equal-budget controls, random search, then each baseline."""
     spec = study["search"]
     return ([search_name("mixture", models=m) for m in spec.get("mixture", [])]
+            + [search_name("mixture-budget", models=1, budget_models=b) for b in spec.get("controls", [])]
             + ([search_name("random", candidates=spec["random"])] if spec.get("random") else [])
             + list(spec.get("baselines", [])))
 

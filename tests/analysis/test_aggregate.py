@@ -109,3 +109,19 @@ def test_real_smoke_training_record_and_cli(tmp_path, capsys):
 def test_cli_rejects_a_missing_folder(capsys, tmp_path):
     assert main(["aggregate", "--results", str(tmp_path / "nope")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_search_health_tells_a_visit_counter_from_a_learned_assignment():
+    """W that tracks -visits and assigns each config to its least-trained SuperNet (a search too short) against
+    W that tracks accuracy (a search that learned)."""
+    counts = np.array([[5, 0], [1, 4], [3, 2]])
+    acc = np.array([[80.0, 10.0], [15.0, 70.0], [60.0, 40.0]])
+    short = {"W": (1.0 - counts / 10).tolist(), "counts": counts.tolist(), "accuracy": acc.tolist(),
+             "assignment": [1, 0, 1]}
+    learned = {"W": (acc / 100).tolist(), "counts": counts.tolist(), "accuracy": acc.tolist(), "assignment": [0, 1, 0]}
+    bad, good = aggregate.search_health(short), aggregate.search_health(learned)
+    assert bad["w_visits_corr"] == pytest.approx(-1.0) and bad["argmax_least_visited"] == 1.0
+    assert bad["assigned_untrained"] == 1 and bad["untrained_pairs"] == pytest.approx(1 / 6)
+    assert bad["assigned_acc_median"] == 15.0 and good["assigned_acc_median"] == 70.0
+    assert good["w_acc_corr"] == pytest.approx(1.0) and good["argmax_most_visited"] == 1.0
+    assert aggregate.search_health({"method": "random", "accuracy": [1.0]}) == {}

@@ -15,6 +15,7 @@ from poolnas.engine.loop import TrainingDiverged
 from poolnas.engine.steps import evaluate
 
 from helpers import Stop, comparable, tiny_profile
+from poolnas.errors import UsageError
 
 R20 = SPACES["resnet20"]
 RECORD_FIELDS = ["kind", "method", "models", "dataset", "backbone", "seed", "profile", "selected", "alternatives",
@@ -232,3 +233,32 @@ def test_evaluate_all_equals_per_pair_evaluation(tiny):
     ref = [[evaluate(net, ctx.eval_loader, ctx.dev, "fp32", config=p) for net in run.nets]
            for p in run.positions]
     assert acc.tolist() == ref
+
+
+@pytest.mark.parametrize("budget, method, size, expected", [
+    ("total", "mixture", {"models": 4}, 3), ("per_supernet", "mixture", {"models": 4}, 12),
+    ("per_supernet", "mixture-budget", {"models": 1, "budget_models": 8}, 24),
+    ("total", "mixture-budget", {"models": 1, "budget_models": 8}, 3),
+    ("per_supernet", "random", {"configs": 2}, 6), ("per_supernet", "darts", {}, 3)])
+def test_the_budget_option_scales_the_search_length(budget, method, size, expected):
+    from poolnas.search import methods
+    from poolnas.search.run import scaled_budget
+
+    hp = {"epochs": 3, "budget": budget, "baseline_budget": 1}
+    spec = methods.METHODS[method]
+    scaled, note = scaled_budget(hp, spec, size.get("models"), size.get("configs"), size.get("budget_models"))
+    assert scaled["epochs"] == expected and hp["epochs"] == 3
+    assert note.startswith(budget)
+
+
+def test_the_equal_budget_control_trains_one_supernet_as_long_as_the_largest_mixture(tiny):
+    """M = 1 at M = 2's budget under per_supernet runs twice the epochs of M = 1, and its record says so."""
+    common = dict(profile=tiny["write"]("budget", budget="per_supernet"), dataset="twoscale", backbone="resnet20", seed=0, data_dir=tiny["data"],
+                  device="cpu", threads=1)
+    plain = search_run(method="mixture", models=1, out=tiny["root"] / "m1.json", **common)
+    control = search_run(method="mixture-budget", models=1, budget_models=2, out=tiny["root"] / "b2.json", **common)
+    assert control["budget_models"] == 2 and "budget_models" not in plain
+    assert control["budget"]["total_steps"] == 2 * plain["budget"]["total_steps"] - control["budget"]["steps_per_epoch"]
+    assert control["options"]["search_budget"].startswith("per_supernet: 2 x")
+    with pytest.raises(UsageError):
+        search_run(method="mixture", models=1, budget_models=2, out=tiny["root"] / "x.json", **common)

@@ -37,6 +37,9 @@ MIN_RANKED = 3  # fewer configs with both a score and a ground truth: no ranking
 METRICS = ["kendall_tau", "spearman", *(f"top{k}" for k in DEFAULT_KS), "regret"]
 
 KEYS = ["dataset", "backbone"]
+# Was a mixture search long enough? (`search_health`; results/README.md)
+HEALTH = ["assigned_acc_median", "untrained_pairs", "assigned_untrained", "w_visits_corr", "w_acc_corr",
+          "argmax_most_visited", "argmax_least_visited"]
 SEARCH_KEYS = KEYS + ["search", "method", "models", "candidates"]
 COLUMNS = {
     "groundtruth": KEYS + ["config", "index", "code", "seed", "test_acc", "final_test_acc", "best_test_acc",
@@ -44,7 +47,7 @@ COLUMNS = {
     "search": SEARCH_KEYS + ["seed", "selected_config", "selected_index", "selected_path", "rule"]
               + [f"{r}_{f}" for r in RULES for f in ("config", "index", "score")]
               + ["steps", "epochs_run", "train_seconds", "eval_seconds", "wall_seconds", "images_per_s",
-                 "search_train", "search_val", "profile"],
+                 "search_train", "search_val", "profile"] + HEALTH,
     "search_eval": SEARCH_KEYS + ["seed", "config", "index", "model", "supernet_acc", "assigned", "p_final",
                                   "w_final", "count", "score"],
     "search_epochs": SEARCH_KEYS + ["seed", "epoch", "temperature", "lr", "train_loss", "train_acc", "val_acc",
@@ -75,7 +78,8 @@ def _read(path: Path) -> dict:
 
 def search_name(record: dict) -> str:
     """The directory name of a search (`plan.search_name`)."""
-    return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"))
+    return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"),
+                            record.get("budget_models"))
 
 
 def records(results: str | Path, kind: str) -> list[dict]:
@@ -130,8 +134,37 @@ def search_rows(searches: list[dict]) -> list[dict]:
                 row |= {f"{rule}_config": alt["config"], f"{rule}_index": alt["index"], f"{rule}_score": alt["score"]}
         row |= {k: r.get(k) for k in ("steps", "train_seconds", "eval_seconds", "wall_seconds", "images_per_s",
                                       "search_train", "search_val", "profile")}
-        rows.append(row)
+        rows.append(row | search_health(r))
     return rows
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a, b)[0, 1]) if len(a) > 1 and a.std() > 0 and b.std() > 0 else math.nan
+
+
+def search_health(r: dict) -> dict:
+    """Whether a mixture search was long enough for its SuperNets to learn, from its record.
+
+    assigned_acc_median: median over configs of the accuracy (percent) of each config with its assigned
+    SuperNet; untrained_pairs: share of (config, SuperNet) pairs never trained; assigned_untrained: configs
+    assigned to a SuperNet that never trained them; w_visits_corr, w_acc_corr: Pearson correlation over the
+    pairs of the final W with the visit counts and with the final accuracy (with the optimistic W = 1 start, a
+    search too short for W to learn shows W tracking -visits rather than accuracy); argmax_most_visited,
+    argmax_least_visited (M > 1): share of configs whose assigned SuperNet is the one that trained them most or
+    least. Empty for methods without W (random search, baselines)."""
+    if r.get("W") is None or r.get("counts") is None or r.get("accuracy") is None or r.get("assignment") is None:
+        return {}
+    W, counts, acc = (np.asarray(r[k], dtype=float) for k in ("W", "counts", "accuracy"))
+    assigned = np.asarray(r["assignment"], dtype=int)
+    rows = np.arange(len(assigned))
+    out = {"assigned_acc_median": float(np.median(acc[rows, assigned])), "untrained_pairs": float((counts == 0).mean()),
+           "assigned_untrained": int((counts[rows, assigned] == 0).sum()),
+           "w_visits_corr": _corr(W.ravel(), counts.ravel()), "w_acc_corr": _corr(W.ravel(), acc.ravel())}
+    if W.shape[1] > 1:
+        own = counts[rows, assigned]
+        out["argmax_most_visited"] = float((own == counts.max(axis=1)).mean())
+        out["argmax_least_visited"] = float((own == counts.min(axis=1)).mean())
+    return out
 
 
 def _config_scores(r: dict) -> list[dict]:

@@ -27,7 +27,8 @@ ONE_HOT = 0.9           # "near one-hot": mean max_m P(m|c) >= this, at the last
 BALANCE_SLACK = 0.5     # "balanced": every model's share of the steps is within (1 +- this) / M
 WIDE = 1.0             # a tau interval wider than this (of the range -1..1) is too wide to tell anything
 REPRODUCES, FAILS, MISSING, UNCLEAR = "reproduces", "does not reproduce", "not verifiable", "inconclusive"
-VERDICTS = (REPRODUCES, FAILS, UNCLEAR, MISSING)
+NOT_COMPARABLE = "not comparable"  # a number measured on another dataset than the paper's: context, never a failure
+VERDICTS = (REPRODUCES, FAILS, UNCLEAR, MISSING, NOT_COMPARABLE)
 
 
 @dataclass

@@ -13,6 +13,7 @@
     sbe, sbe-uniform         one shared SuperNet (PoolNet); Boltzmann sampler over the configs (+ unif.) 36
 
     mixture                  M SuperNets (PoolNet, --models M), balanced assignment (`search.mixture`)      36
+    mixture-budget           the same, at the budget of a mixture of --budget-models B SuperNets (control) 36
     random                   K configs trained standalone at the mixture's budget (`search.random`)         36
 
 The baseline ids are those `analysis.tables.ROWS` reserves for the published rows. DARTS: `search.darts`; SPOS not
@@ -69,6 +70,11 @@ class Method:
     def is_baseline(self) -> bool:
         return self.family not in ("mixture", "random")
 
+    @property
+    def takes_budget(self) -> bool:
+        """Runs at the budget of a mixture of `--budget-models` SuperNets (the equal-budget control)."""
+        return self.name == "mixture-budget"
+
     def hooks(self) -> type:
         """The class implementing the method's hooks (imported on demand: this table must not import torch)."""
         module, cls = HOOKS[self.family].split(":")
@@ -85,6 +91,7 @@ HOOKS = {
 }
 METHODS = {m.name: m for m in [
     Method("mixture", "mixture", size="models"),
+    Method("mixture-budget", "mixture", size="models"),  # M SuperNets at the budget of another M (--budget-models)
     Method("random", "random", size="configs"),
     Method("darts", "darts", {"sharing": "shared", "init": "same", "arch": "adam"}),
     Method("darts-not-shared-same", "darts", {"sharing": "not-shared", "init": "same", "arch": "adam"}),

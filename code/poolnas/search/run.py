@@ -84,6 +84,7 @@ class SearchContext:
     spec: methods.Method
     models: int | None  # M (mixture)
     configs: int | None  # K (random)
+    budget_models: int | None  # the mixture-budget control: runs at the budget of this many SuperNets
     settings: settings.Settings
     hp: dict
     space: Space
@@ -129,6 +130,7 @@ def search_run(**kwargs) -> dict:
     body["wall_seconds"] = body["train_seconds"] + body["eval_seconds"]
     body["images_per_s"] = images_seen(body) / max(body["train_seconds"], 1e-9)
     record = {"kind": "search", "method": ctx.method, "models": ctx.models, "candidates": ctx.configs,
+              **({"budget_models": ctx.budget_models} if ctx.spec.takes_budget else {}),
               "dataset": ctx.data.name, "backbone": ctx.space.name, "seed": ctx.seed,
               "profile": ctx.settings.name, **body, "search_train": ctx.search_train,
               "search_val": ctx.search_val, "hparams": ctx.hp, "options": ctx.options, "run_key": ctx.key,
@@ -145,7 +147,8 @@ def images_seen(body: dict) -> int:
 
 
 def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: str, backbone: str, seed: int, out: str | Path,
-            models: int | None = None, configs: int | None = None, data_dir: str | Path = "data",
+            models: int | None = None, configs: int | None = None, budget_models: int | None = None,
+            data_dir: str | Path = "data",
             checkpoint: str | Path | None = None, device: str | None = None, threads: int | None = None,
             after_epoch: Callable[[int], None] | None = None) -> SearchContext:
     """Check the arguments (UsageError before any data is touched), then resolve everything a search needs.
@@ -176,7 +179,13 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     else:
         models = configs = None
         methods.check(method, backbone)
+    if spec.takes_budget:
+        if budget_models is None or budget_models < 1:
+            raise UsageError(f"--budget-models (>= 1) is required for --method {method}, got {budget_models}")
+    elif budget_models is not None:
+        raise UsageError(f"--budget-models applies to --method mixture-budget only, not {method}")
     hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
+    hp, budget_note = scaled_budget(hp, spec, models, configs, budget_models)
     params = prof.dataset_params(dataset)
     dev = resolve_device(device or prof.device)
     setup_runtime(dev, threads or prof.threads)
@@ -188,10 +197,12 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
-               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, **warmup_options(hp)}
+               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, **warmup_options(hp),
+               "search_budget": budget_note}
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
-    key = run_key({"method": method, "models": models, "configs": configs, "dataset": data.meta["files"],
+    key = run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
+                   "dataset": data.meta["files"],
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
                                         indices=train_idx, seed=seed, device=dev)
@@ -202,8 +213,23 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         seed=derive_seed(seed, VAL_STREAM), device=dev)
     remove_stale_temporaries(out)
     return SearchContext(
-        method=method, spec=spec, models=models, configs=configs, settings=prof, hp=hp, space=space, data=data, dev=dev,
+        method=method, spec=spec, models=models, configs=configs, budget_models=budget_models, settings=prof, hp=hp, space=space, data=data, dev=dev,
         stem=stem, seed=seed, epochs_run=epochs_run, train_loader=train_loader, eval_loader=eval_loader,
         val_stream=val_stream, search_train=len(train_idx), search_val=len(val_idx), options=options, key=key,
         checkpoint=Checkpoint(checkpoint or default_path(out), key), out=Path(out), after_epoch=after_epoch,
         name=f"{dataset}/{backbone} {method} seed {seed}")
+
+
+def scaled_budget(hp: dict, spec: methods.Method, models, configs, budget_models) -> tuple[dict, str]:
+    """The search settings with `epochs` resolved for the budget option, and the option's text for the record.
+
+    budget `total` (the release) keeps the profile's E epochs for every search. `per_supernet` runs a mixture of M
+    for M x E epochs (each SuperNet then gets about E epochs of steps), random search with K candidates K x E (the
+    M = K mixture's budget), a baseline `baseline_budget` x E, and the mixture-budget control B x E."""
+    budget_of = (budget_models if spec.takes_budget else models if spec.size == "models"
+                 else configs if spec.size == "configs" else hp["baseline_budget"])
+    scale = budget_of if hp["budget"] == "per_supernet" else 1
+    base = hp["epochs"]
+    note = (f"{hp['budget']}: {scale} x {base} epochs" + (f" (the budget of {budget_of} SuperNets)"
+                                                         if hp["budget"] == "per_supernet" else ""))
+    return {**hp, "epochs": base * scale}, note

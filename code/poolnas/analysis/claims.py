@@ -26,6 +26,7 @@ UNIFORM_SLACK = 0.1     # "near uniform": mean max_m P(m|c) <= 1/M + this, at th
 ONE_HOT = 0.9           # "near one-hot": mean max_m P(m|c) >= this, at the last epoch
 BALANCE_SLACK = 0.5     # "balanced": every model's share of the steps is within (1 +- this) / M
 WIDE = 1.0             # a tau interval wider than this (of the range -1..1) is too wide to tell anything
+LEARNED = 15.0         # a search learned when its median assigned accuracy is within this of the median standalone
 REPRODUCES, FAILS, MISSING, UNCLEAR = "reproduces", "does not reproduce", "not verifiable", "inconclusive"
 NOT_COMPARABLE = "not comparable"  # a number measured on another dataset than the paper's: context, never a failure
 VERDICTS = (REPRODUCES, FAILS, UNCLEAR, MISSING, NOT_COMPARABLE)
@@ -39,10 +40,21 @@ class Judgement:
     test: str           # what we computed
     evidence: str       # the numbers
     verdict: str
+    power: str = ""     # could these runs have decided it: our uncertainty against the effect the paper reports
+
+
+def power(uncertainty: float, effect: float | None, what: str, learned: bool = True) -> str:
+    """"yes" when our 95% half-width (or 2 SE) is below the paper's effect, so an effect of that size would show."""
+    if not learned:
+        return "no: the searches it rests on were too short for their SuperNets to learn (see the summary)"
+    if effect is None or not np.isfinite(uncertainty):
+        return "not assessed"
+    word = "yes" if uncertainty < abs(effect) else "no"
+    return f"{word}: our 95% half-width {uncertainty:.2f} against the paper's {what} {abs(effect):.2f}"
 
 
 def missing(key, claim, source, test, why) -> Judgement:
-    return Judgement(key, claim, source, test, f"needs {why}", MISSING)
+    return Judgement(key, claim, source, test, f"needs {why}", MISSING, "no: the runs it needs do not exist")
 
 
 def _fmt_p(p: float) -> str:
@@ -60,9 +72,9 @@ class Evidence:
         self.n_boot, self.seed = n_boot, seed
         self.runs = {c: g.test_acc.to_numpy(float) for c, g in self.gt.groupby("config")}
 
-    def scores(self, m: int) -> pd.DataFrame:
+    def scores(self, m: int, method: str = "mixture") -> pd.DataFrame:
         """configs x search runs of the M-SuperNet mixture's score (configs with ground truth only)."""
-        ev = self.evals[(self.evals.method == "mixture") & (self.evals.models == m) & self.evals.assigned]
+        ev = self.evals[(self.evals.method == method) & (self.evals.models == m) & self.evals.assigned]
         grid = ev.pivot(index="config", columns="seed", values="score")
         return grid.loc[[c for c in grid.index if c in self.runs]].dropna(axis=1)
 
@@ -70,9 +82,23 @@ class Evidence:
         ev = self.evals[self.evals.method == "mixture"]
         return sorted(int(m) for m in ev.models.dropna().unique())
 
+    def learned(self, m: int) -> bool:
+        """Did every M-SuperNet search learn: median assigned accuracy within LEARNED points of the median standalone
+        accuracy, and no config assigned to a SuperNet that never trained it (aggregate.search_health)?"""
+        s = self.search[(self.search.method == "mixture") & (self.search.models == m)]
+        if s.empty or "assigned_acc_median" not in s or s.assigned_acc_median.isna().all() or not self.runs:
+            return False
+        standalone = float(np.median([v.mean() for v in self.runs.values()]))
+        return bool(((standalone - s.assigned_acc_median) <= LEARNED).all() and (s.assigned_untrained.fillna(0) == 0).all())
+
     def retrained(self, m: int) -> np.ndarray:
         r = self.retrain[(self.retrain.method == "mixture") & (self.retrain.models == m)]
         return r.test_acc.dropna().to_numpy(float)
+
+
+def _half_width(a: np.ndarray, b: np.ndarray) -> float:
+    """About the 95% half-width of mean(a) - mean(b): 2 standard errors."""
+    return float(2 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
 
 
 def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -81,7 +107,8 @@ def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def pooling_matters(ev: Evidence) -> Judgement:
+def pooling_matters(ev: Evidence, effect: float | None = None) -> Judgement:
+    """`effect`: the SD of the config means the paper reports (its released ground truth)."""
     key, claim, source = "position", "Where the pooling goes changes accuracy", "Sec. 1, Fig. 1, Table 2"
     test = (f"one-way ANOVA across configs over seeds (p < {ALPHA}); Kruskal-Wallis as a rank-based check (it has "
             "little power with 2-3 seeds per config)")
@@ -100,10 +127,12 @@ def pooling_matters(ev: Evidence) -> Judgement:
                      f"{len(groups)} configs, {len(allv)} runs: F = {f:.2f}, p = {_fmt_p(p_f)}; H = {h:.2f}, "
                      f"p = {_fmt_p(p_h)}; eta² = {eta2:.2f}; means span {spread['spread']:.2f} points "
                      f"(SD {spread['sd']:.2f}) against a median per-config SD of {spread['median_sd']:.2f}",
-                     REPRODUCES if ok else FAILS)
+                     REPRODUCES if ok else FAILS,
+                     power(2 * spread["median_sd"] / np.sqrt(np.median([len(g) for g in groups])), effect,
+                           "SD of config means (our half-width: of one config mean)"))
 
 
-def default_not_optimal(ev: Evidence, default: str) -> Judgement:
+def default_not_optimal(ev: Evidence, default: str, effect: float | None = None) -> Judgement:
     key, claim, source = "default", f"The default {default} is not the best placement", "Tables 1-2"
     test = (f"Dunnett's many-to-one test (one-sided, pooled variance, family-wise alpha {ALPHA}) of every config "
             "against the default; and Welch's t-test of the best config against the default")
@@ -125,10 +154,12 @@ def default_not_optimal(ev: Evidence, default: str) -> Judgement:
                      f"{len(better)} configs significantly better by Dunnett{listed}; best {best} "
                      f"{others[best].mean():.2f} (+{others[best].mean() - base.mean():.2f}; Dunnett p = "
                      f"{_fmt_p(p_adj[best])}; Welch t = {t:.2f}, p = {_fmt_p(p)}, not corrected for choosing the "
-                     "best from the same runs)", REPRODUCES if better else FAILS)
+                     "best from the same runs)", REPRODUCES if better else FAILS,
+                     power(_half_width(others[best], base), effect, "best - default gap"))
 
 
-def late_beats_early(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]") -> Judgement:
+def late_beats_early(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
+                     effect: float | None = None) -> Judgement:
     key, claim, source = "late_vs_early", f"Late pooling {late} beats early pooling {early} standalone", "Fig. 1"
     test = f"one-sided Welch t-test (alpha {ALPHA})"
     if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)):
@@ -136,10 +167,12 @@ def late_beats_early(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]"
     t, p = _welch(ev.runs[late], ev.runs[early])
     return Judgement(key, claim, source, test, f"{late} {ev.runs[late].mean():.2f} vs {early} "
                      f"{ev.runs[early].mean():.2f} (+{ev.runs[late].mean() - ev.runs[early].mean():.2f}); t = {t:.2f}, "
-                     f"p = {_fmt_p(p)}", REPRODUCES if p < ALPHA else FAILS)
+                     f"p = {_fmt_p(p)}", REPRODUCES if p < ALPHA else FAILS,
+                     power(_half_width(ev.runs[late], ev.runs[early]), effect, "late - early gap"))
 
 
-def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]") -> Judgement:
+def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
+                            effect: float | None = None) -> Judgement:
     key = "sharing_gap"
     claim = f"Trained together in one SuperNet, the late-pooling {late} loses more than the early {early}"
     source, test = "Fig. 1", "difference of drops (standalone - M=1 SuperNet score), bootstrap over seeds and searches"
@@ -161,7 +194,8 @@ def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[
     d_late, d_early = ev.runs[late].mean() - scores.loc[late].mean(), ev.runs[early].mean() - scores.loc[early].mean()
     note = " (one search: seed noise of the SuperNet score not in the interval)" if scores.shape[1] == 1 else ""
     return Judgement(key, claim, source, test, f"drop {late} {d_late:.2f}, {early} {d_early:.2f}; difference "
-                     f"{point:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}", REPRODUCES if lo > 0 else FAILS)
+                     f"{point:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}", REPRODUCES if lo > 0 else FAILS,
+                     power((hi - lo) / 2, effect, "difference of drops", ev.learned(1)))
 
 
 def _tau_ci(ev: Evidence, m: int) -> tuple[float, float, float] | None:
@@ -182,7 +216,8 @@ def gt_self_agreement(ev: Evidence) -> float | None:
     return float(np.mean(taus)) if taus else None
 
 
-def single_supernet_ranks_badly(ev: Evidence) -> Judgement:
+def single_supernet_ranks_badly(ev: Evidence, effect: float | None = None) -> Judgement:
+    """`effect`: how far the paper's M=1 tau lies below BAD_TAU."""
     key, claim, source = "m1_tau", "One shared SuperNet (M=1) ranks configs badly", "Fig. 3 (tau 0.142)"
     test = f"Kendall tau-b of the mean M=1 score vs ground truth; badly = upper 95% CI bound < {BAD_TAU}"
     tau = _tau_ci(ev, 1)
@@ -194,13 +229,14 @@ def single_supernet_ranks_badly(ev: Evidence) -> Judgement:
         if ceiling is not None else ""
     verdict = UNCLEAR if tau[2] - tau[1] > WIDE else REPRODUCES if tau[2] < BAD_TAU else FAILS
     return Judgement(key, claim, source, test, f"tau = {tau[0]:.3f} [95% CI {tau[1]:.3f}, {tau[2]:.3f}]{extra}",
-                     verdict)
+                     verdict, power((tau[2] - tau[1]) / 2, effect, f"distance below tau {BAD_TAU:g}", ev.learned(1)))
 
 
-def paired_tau_difference(ev: Evidence, m: int, base: int = 1) -> tuple[float, float, float, int]:
+def paired_tau_difference(ev: Evidence, m: int, base: int = 1,
+                          base_method: str = "mixture") -> tuple[float, float, float, int]:
     """tau(M=m) - tau(M=base) and its 95% CI: one bootstrap draw resamples configs (shared by both), ground-truth
     seeds within configs (shared) and search runs of each M (independently)."""
-    a, b = ev.scores(m), ev.scores(base)
+    a, b = ev.scores(m), ev.scores(base, base_method)
     configs = sorted(set(a.index) & set(b.index))
     a, b = a.loc[configs].to_numpy(float), b.loc[configs].to_numpy(float)
     runs = [ev.runs[c] for c in configs]
@@ -218,7 +254,7 @@ def paired_tau_difference(ev: Evidence, m: int, base: int = 1) -> tuple[float, f
     return float(point), float(lo), float(hi), len(configs)
 
 
-def mixture_ranks_better(ev: Evidence, m: int) -> Judgement:
+def mixture_ranks_better(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
     key, claim, source = f"tau_gain_M{m}", f"A mixture of M={m} SuperNets ranks better than one", "Fig. 3"
     test = "tau(M) - tau(1), paired bootstrap over configs, ground-truth seeds and searches; better = CI above 0"
     a, b = ev.scores(m), ev.scores(1)
@@ -227,7 +263,24 @@ def mixture_ranks_better(ev: Evidence, m: int) -> Judgement:
     d, lo, hi, n = paired_tau_difference(ev, m)
     verdict = UNCLEAR if hi - lo > WIDE else REPRODUCES if lo > 0 else FAILS
     return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
-                     verdict)
+                     verdict, power((hi - lo) / 2, effect, "tau gain", ev.learned(m) and ev.learned(1)))
+
+
+def mixture_beats_equal_budget(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
+    """Our control, not in the paper: M=m against one SuperNet trained as long (mixture-budget-M1-B<m>)."""
+    key = f"tau_gain_M{m}_equal_budget"
+    claim = f"A mixture of M={m} SuperNets ranks better than one SuperNet trained as long (our control)"
+    source, test = "Fig. 3 (the paper has no equal-budget control)", "tau(M) - tau(M=1 at M's budget), paired bootstrap"
+    control = ev.evals[(ev.evals.method == "mixture-budget") & (ev.evals.models == 1)]
+    a = ev.scores(m)
+    if control.empty or a.shape[1] == 0:
+        return missing(key, claim, source, test, f"M={m} searches and the mixture-budget-M1-B{m} control")
+    d, lo, hi, n = paired_tau_difference(ev, m, 1, "mixture-budget")
+    verdict = UNCLEAR if hi - lo > WIDE else REPRODUCES if lo > 0 else FAILS
+    s = ev.search[(ev.search.method == "mixture-budget") & (ev.search.models == 1)]
+    control_learned = ev.learned(m) and not s.empty
+    return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
+                     verdict, power((hi - lo) / 2, effect, "tau gain over M=1", control_learned))
 
 
 def _regrets(ev: Evidence, m: int) -> np.ndarray:
@@ -235,7 +288,8 @@ def _regrets(ev: Evidence, m: int) -> np.ndarray:
     return r.selected_regret.dropna().to_numpy(float)
 
 
-def picks_better(ev: Evidence, m: int, rival: str, rival_runs: np.ndarray | None, source: str) -> Judgement:
+def picks_better(ev: Evidence, m: int, rival: str, rival_runs: np.ndarray | None, source: str,
+                 effect: float | None = None) -> Judgement:
     key, claim = f"pick_M{m}_vs_{rival.split()[0].lower()}", f"The M={m} mixture's pick beats the {rival}"
     test = f"retrained accuracy of the picks, one-sided Welch t-test (alpha {ALPHA}); regret of each search's pick"
     ours = ev.retrained(m)
@@ -249,7 +303,8 @@ def picks_better(ev: Evidence, m: int, rival: str, rival_runs: np.ndarray | None
     return Judgement(key, claim, source, test, f"picks {', '.join(sorted(set(picks)))}: {ours.mean():.2f} ± "
                      f"{ours.std(ddof=1):.2f} (n = {len(ours)}) vs {rival_runs.mean():.2f} ± "
                      f"{rival_runs.std(ddof=1):.2f} (n = {len(rival_runs)}); t = {t:.2f}, p = {_fmt_p(p)}{regret_text}",
-                     REPRODUCES if p < ALPHA else FAILS)
+                     REPRODUCES if p < ALPHA else FAILS,
+                     power(_half_width(ours, rival_runs), effect, "accuracy gain", ev.learned(m)))
 
 
 def assignments_sharpen(ev: Evidence) -> Judgement:
@@ -264,7 +319,10 @@ def assignments_sharpen(ev: Evidence) -> Judgement:
         last = g[g.epoch == g.epoch.max()].p_max_mean.mean()
         ok &= first <= 1 / m + UNIFORM_SLACK and last >= ONE_HOT
         rows.append(f"M={m}: {first:.2f} -> {last:.2f}")
-    return Judgement(key, claim, source, test, "; ".join(rows) + " (means over searches)", REPRODUCES if ok else FAILS)
+    learned = all(ev.learned(int(m)) for m in e.models.unique())
+    return Judgement(key, claim, source, test, "; ".join(rows) + " (means over searches)", REPRODUCES if ok else FAILS,
+                     "yes: a threshold on the measured P, no sampling error to speak of" if learned else
+                     power(0.0, None, "", learned=False))
 
 
 def models_balanced(ev: Evidence) -> Judgement:
@@ -279,4 +337,5 @@ def models_balanced(ev: Evidence) -> Judgement:
         lo, hi = share.min(), share.max()
         ok &= (1 - BALANCE_SLACK) / m <= lo and hi <= (1 + BALANCE_SLACK) / m
         rows.append(f"M={m}: shares {lo:.3f}..{hi:.3f} (1/M = {1 / m:.3f})")
-    return Judgement(key, claim, source, test, "; ".join(rows), REPRODUCES if ok else FAILS)
+    return Judgement(key, claim, source, test, "; ".join(rows), REPRODUCES if ok else FAILS,
+                     "yes: the step counts are exact, no sampling error")

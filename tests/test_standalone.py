@@ -75,6 +75,7 @@ def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
     assert not (tmp_path / ".checkpoints" / "a.pt").exists()  # removed once the record is written
 
 
+@pytest.mark.slow
 def test_kill_9_then_restart_gives_the_uninterrupted_record(tiny_profile, tmp_path):
     profile = tiny_profile(epochs=6, milestones=[4])
     reference = run(profile, tmp_path / "ref.json", tmp_path / "data")

@@ -62,6 +62,11 @@ from poolnas.engine.steps import step_and_validate, train_step
 RELAXED_DRAW = 11  # numpy stream (seed, 11): the extra relaxed paths SPOS evaluates
 
 
+def as_array(saved) -> np.ndarray:
+    """A numpy array back from a checkpoint (which stores arrays as tensors: `search.base.plain`)."""
+    return torch.as_tensor(saved).numpy().copy()
+
+
 def _path_step(net, opt, x, y, path, dev, precision):
     """One SGD step of a single path; the loss sum and hits as device tensors (no sync)."""
     loss, hits = train_step(net, opt, x, y, dev, precision, path)
@@ -120,7 +125,7 @@ class SposSearch(SingleNetSearch):
         return {"counts": self.counts.copy(), "config_counts": self.config_counts.copy()}
 
     def load_extra(self, state):
-        self.counts, self.config_counts = np.array(state["counts"]), np.array(state["config_counts"])
+        self.counts, self.config_counts = as_array(state["counts"]), as_array(state["config_counts"])
 
     def extra_paths(self) -> list[tuple[int, ...]]:
         k = self.bl.get("relaxed_eval_paths", 0) if self.relaxed else 0
@@ -240,7 +245,7 @@ class Boltzmann:
         return {"s": self.s.copy(), "T": self.T}
 
     def load_state_dict(self, state: dict) -> None:
-        self.s, self.T = np.array(state["s"], dtype=np.float64), float(state["T"])
+        self.s, self.T = as_array(state["s"]).astype(np.float64), float(state["T"])
 
 
 class ConfigSamplerSearch(SingleNetSearch):
@@ -287,7 +292,7 @@ class ConfigSamplerSearch(SingleNetSearch):
 
     def load_extra(self, state):
         self.sampler.load_state_dict(state["sampler"])
-        self.counts, self.uniform_steps = np.array(state["counts"]), state["uniform_steps"]
+        self.counts, self.uniform_steps = as_array(state["counts"]), state["uniform_steps"]
 
     def conclude(self):
         acc = evaluate_all([self.net], self.ctx.eval_loader, self.positions, self.dev, self.prec)[:, 0].tolist()

@@ -1,5 +1,6 @@
 # From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.aggregate,
-# poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/: they run on a fresh clone.
+# poolnas.tables, poolnas.figures, poolnas.verify). These jobs read only results/ and paper/: they run on a fresh
+# clone.
 
 rule aggregate:
     input:
@@ -69,6 +70,7 @@ rule verification:
     input:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
+        released=RELEASED_CSV,  # the authors' per-config table, committed (paper/released/README.md)
     output:
         report(f"paper/verification/{P}.md", category="Verification"),
     log:
@@ -81,5 +83,5 @@ rule verification:
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} verify --results {params.results} --published {params.published} --out {output} "
-        "2> {log}"
+        "{params.poolnas} verify --results {params.results} --published {params.published} "
+        "--released {input.released} --out {output} 2> {log}"

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 from poolnas import profiles
 from poolnas.errors import UsageError
 from poolnas.models import count_macs
+from poolnas.released import RELEASED_CSV
 from poolnas.spaces import RELAXED, get_space
 
 validate(config, "../config/schema.yaml")

@@ -14,7 +14,7 @@ from test_aggregate import make_results
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "paper" / "published"
-RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
+RELEASED = REPO / "paper" / "released" / "released_resnet20_per_config.csv"
 CLAIM_KEYS = {"position", "default", "late_vs_early", "sharing_gap", "m1_tau", "tau_gain_M2", "tau_gain_M4",
               "tau_gain_M8", "pick_M4_vs_default", "pick_M4_vs_single", "p_sharpens", "balanced"}
 
@@ -91,7 +91,7 @@ def test_paired_tau_difference_is_zero_for_identical_scores(synthetic):
 
 def test_cli_writes_the_report_with_the_released_section(synthetic, tmp_path):
     out = tmp_path / "verification.md"
-    released = RELEASED if RELEASED.is_file() else tmp_path / "absent.csv"
+    released = RELEASED
     assert main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(out),
                  "--released", str(released), "--bootstrap", "30"]) == 0
     text = out.read_text()
@@ -101,10 +101,7 @@ def test_cli_writes_the_report_with_the_released_section(synthetic, tmp_path):
         assert heading in text
     assert "twoscale` is not CIFAR10" in text and "±0.5 points" in text
     assert sum(text.count(f"**{v}**") for v in claims.VERDICTS) == len(CLAIM_KEYS)
-    if RELEASED.is_file():
-        assert "Kendall tau-b of M=4 score vs ground truth" in text
-    else:
-        assert "Not verifiable here: the released file was not found" in text
+    assert "Kendall tau-b of M=4 score vs ground truth" in text
     again = tmp_path / "again.md"
     main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(again),
           "--released", str(released), "--bootstrap", "30"])
@@ -147,3 +144,13 @@ def test_report_states_whether_the_ground_truth_separates_configs(seed_noise, ve
     ratio = (stats["mean"].max() - stats["mean"].min()) / stats["std"].median()
     assert verdict in line and f"{ratio:.1f} x the median seed SD" in line
     assert verify._signal(gt[gt.seed == 0]) == []  # one seed: no SD, nothing to say
+
+
+def test_cli_a_missing_released_file_is_an_error_and_empty_leaves_the_section_out(synthetic, tmp_path, capsys):
+    argv = ["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--bootstrap", "5"]
+    assert main(argv + ["--released", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.csv" in err and not (tmp_path / "r.md").exists()
+    assert main(argv + ["--released", "", "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "Left out: no released file was given" in text and "Kendall tau-b of M=4 score" not in text

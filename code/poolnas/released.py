@@ -22,6 +22,9 @@ from poolnas.spaces import SPACES
 from poolnas.stats import ranking_table
 
 SPACE = SPACES["resnet20"]
+# The authors' released table, committed with its provenance (paper/released/README.md); relative to the
+# repository root, like the other default paths of the command line.
+RELEASED_CSV = "paper/released/released_resnet20_per_config.csv"
 TIDY_COLUMNS = ["index", "config", "gt_mean", "gt_std", "models", "supernet_mean", "supernet_std"]
 _MODEL_COLUMN = re.compile(r"M(\d+)_avg")
 
@@ -91,7 +94,9 @@ def register(sub) -> None:
                                    "for each number of SuperNets M: Kendall tau-b, Spearman, top-1/3/5 overlap, "
                                    "regret of the pick (accuracy points), percentile bootstrap intervals over "
                                    "configs, and the config the SuperNet scores would pick.")
-    p.add_argument("path", help="CSV with architecture, baseline_avg, baseline_stdev, M<m>_avg, M<m>_stdev")
+    p.add_argument("path", nargs="?", default=RELEASED_CSV,
+                   help=f"CSV with architecture, baseline_avg, baseline_stdev, M<m>_avg, M<m>_stdev (default "
+                        f"{RELEASED_CSV})")
     p.add_argument("--format", choices=["csv", "table"], default="csv")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N",
                    help="bootstrap resamples for the intervals; 0 leaves the interval columns out (default 2000)")

@@ -19,6 +19,7 @@ from poolnas.aggregate import load, study_dataset
 from poolnas.checks import Check, cell, half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
+from poolnas.released import RELEASED_CSV
 from poolnas.spaces import SPACES
 from poolnas.stats import seed_spread
 from poolnas.tables import ROWS, Study
@@ -259,9 +260,9 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
 
 def released_section(path: str | None, published: str, n_boot: int, seed: int) -> str:
     """The verify_released report on the authors' per-config file (reused, not re-implemented)."""
-    if not path or not Path(path).is_file():
-        return ("## Published numbers vs the authors' released per-configuration data\n\nNot verifiable here: the "
-                f"released file was not found ({path or 'no --released given'}).\n")
+    if not path:  # left out on purpose (--released ''); a path that does not exist is an error (read_released)
+        return ("## Published numbers vs the authors' released per-configuration data\n\nLeft out: no released "
+                "file was given (--released '').\n")
     from poolnas.released import read_released
     from poolnas.verify_released import render_markdown, verify
 
@@ -295,8 +296,9 @@ def register(sub) -> None:
     p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
     p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
     p.add_argument("--out", default=None, help="Markdown report to write (atomically); stdout when omitted")
-    p.add_argument("--released", default="../shared/reference/released_resnet20_per_config.csv",
-                   help="the authors' released per-config CSV, for the released-data section")
+    p.add_argument("--released", default=RELEASED_CSV,
+                   help=f"the authors' released per-config CSV, for the released-data section (default "
+                        f"{RELEASED_CSV}; '' leaves the section out)")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")

@@ -17,7 +17,7 @@ import pandas as pd
 from poolnas.checks import Check, decimals, rounds_to
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
-from poolnas.released import SPACE, rank_released, read_released
+from poolnas.released import RELEASED_CSV, SPACE, rank_released, read_released
 from poolnas.spaces import RELAXED, SPACES
 from poolnas.stats import kendall_tau
 
@@ -260,7 +260,8 @@ def register(sub) -> None:
     p = sub.add_parser("verify-released", help="check the published numbers against the released per-config data",
                        description="Compare, claim by claim, the paper's published numbers with what the authors' "
                                    "released per-configuration ResNet20 table implies; write a Markdown section.")
-    p.add_argument("path", help="the released per-configuration CSV")
+    p.add_argument("path", nargs="?", default=RELEASED_CSV,
+                   help=f"the released per-configuration CSV (default {RELEASED_CSV})")
     p.add_argument("--published", default="paper/published", help="folder of published-number CSVs")
     p.add_argument("--out", default=None, help="Markdown file to write (atomically); stdout when omitted")
     p.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default 2000)")

@@ -3,6 +3,8 @@
 # clone.
 
 rule aggregate:
+    message:
+        f"aggregate: the records of {RESULTS}/runs into {len(CSVS)} CSVs"
     input:
         runs=groundtruth_records() + search_records(),
         retrains=retrain_records,
@@ -21,6 +23,8 @@ rule aggregate:
 
 
 rule table:
+    message:
+        "table {wildcards.table}: {output[0]} (.csv, .tex, .md)"
     input:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
@@ -44,6 +48,8 @@ rule table:
 
 
 rule figure:
+    message:
+        "figure {wildcards.figure}: {output.pdf} (and .png)"
     input:
         csvs=CSV_FILES,
         searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
@@ -67,6 +73,8 @@ rule figure:
 
 
 rule verification:
+    message:
+        "verification report: {output}"
     input:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",

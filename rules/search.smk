@@ -3,6 +3,8 @@
 
 
 checkpoint search_run:
+    message:
+        "search {wildcards.search} on {wildcards.dataset}/{wildcards.backbone} seed {wildcards.seed} (log: {log})"
     input:
         prepared,
     output:

@@ -2,6 +2,8 @@
 
 
 rule train:
+    message:
+        "train {wildcards.dataset}/{wildcards.backbone} {wildcards.config} seed {wildcards.seed} (log: {log})"
     input:
         prepared,
     output:

@@ -29,10 +29,12 @@ FIGURES = f"figures/{P}"
 TABLES = f"paper/tables/{P}"
 DATA = config["data_dir"]
 CKPT = f"{config['checkpoint_dir']}/{P}"
-# Each training/search job asks for one GPU unless the profile pins the CPU. Locally the GPU count caps how
-# many run at once (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU (poolnas.train).
-GPU_PER_JOB = 0 if PROFILE["device"] == "cpu" else 1
-if "gpu" not in workflow.global_resources:
+# Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU).
+# Run locally, the host's GPU count caps how many run at once (`--resources gpu=N` overrides); inside a job
+# `--device auto` takes a free GPU (poolnas.train). With a cluster executor nothing is registered: the submit
+# host's GPUs say nothing about the nodes', and a cap of 0 from a login node would strip every job's request.
+GPU_PER_JOB = PROFILE.get("gpus_per_job", 0 if PROFILE["device"] == "cpu" else 1)
+if "gpu" not in workflow.global_resources and workflow.local_exec:
     workflow.register_resource("gpu", __import__("torch").cuda.device_count())
 
 # The artefacts (poolnas.aggregate, poolnas.tables, poolnas.figures).
@@ -137,7 +139,9 @@ def runtime_minutes(backbone, dataset, epochs, config_slug=None):
         backbone, config_slug = RELAXED.base, "8-1-1"
     scale = relative_cost(backbone, config_slug) if config_slug else 4.0
     scale *= FOOD101_FACTOR if dataset == "food101" else 1
-    return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
+    # Capped by config max_runtime_minutes (partitions reject longer limits); a job stopped at the limit resumes
+    # from its last epoch checkpoint when Snakemake retries it (cluster/slurm/config.yaml: retries).
+    return min(int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale), config["max_runtime_minutes"])
 
 
 def prepared_stamp(dataset):

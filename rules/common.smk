@@ -1,4 +1,5 @@
 # Shared by all the .smk files: the validated profile, the path scheme, and the lists of runs it implies.
+import functools
 import json
 import sys
 from pathlib import Path
@@ -30,12 +31,22 @@ TABLES = f"paper/tables/{P}"
 DATA = config["data_dir"]
 CKPT = f"{config['checkpoint_dir']}/{P}"
 # Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU).
-# Run locally, the host's GPU count caps how many run at once (`--resources gpu=N` overrides); inside a job
-# `--device auto` takes a free GPU (poolnas.train). With a cluster executor nothing is registered: the submit
-# host's GPUs say nothing about the nodes', and a cap of 0 from a login node would strip every job's request.
+# Jobs that run on this host are capped by its GPU count, so that Snakemake never starts more GPU jobs than it
+# has (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU (poolnas.train). Jobs sent
+# to a cluster are not: the submit host's GPUs say nothing about the nodes' (a login node's 0 used to strip
+# every job's request). The executor is known only once jobs are built, hence the check inside the function.
 GPU_PER_JOB = PROFILE.get("gpus_per_job", 0 if PROFILE["device"] == "cpu" else 1)
-if "gpu" not in workflow.global_resources and workflow.local_exec:
-    workflow.register_resource("gpu", __import__("torch").cuda.device_count())
+
+
+@functools.cache
+def host_gpus():
+    return __import__("torch").cuda.device_count()
+
+
+def gpus_per_job(wildcards):
+    if "gpu" not in workflow.global_resources and workflow.local_exec and host_gpus():
+        workflow.register_resource("gpu", host_gpus())  # none here: a dry run shows what a cluster would get
+    return GPU_PER_JOB
 
 # The artefacts (poolnas.aggregate, poolnas.tables, poolnas.figures).
 CSVS = ["groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking"]

@@ -22,7 +22,7 @@ rule train:
         checkpoint=lambda w: f"{CKPT}/train/{w.dataset}/{w.backbone}/{w.config}/seed{w.seed}.pt",
     threads: PROFILE["threads"]
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=gpus_per_job,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed
         runtime=lambda w: runtime_minutes(w.backbone, w.dataset, protocol_epochs(w.backbone, w.dataset), w.config),
     conda:

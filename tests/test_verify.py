@@ -154,3 +154,18 @@ def test_cli_a_missing_released_file_is_an_error_and_empty_leaves_the_section_ou
     assert main(argv + ["--released", "", "--out", str(tmp_path / "r.md")]) == 0
     text = (tmp_path / "r.md").read_text()
     assert "Left out: no released file was given" in text and "Kendall tau-b of M=4 score" not in text
+
+
+def test_cost_ratios_are_marked_timing_dependent_and_never_judged(synthetic):
+    """Wall-clock costs change between two runs of the same DAG: the verdict must not follow them."""
+    frames = aggregate.load(synthetic)
+    verdicts = []
+    for scale in (1.0, 0.2, 5.0):  # the standalone runs 5x faster or slower than the searches
+        scaled = {k: v.copy() for k, v in frames.items()}
+        scaled["groundtruth"]["train_seconds"] = frames["groundtruth"]["train_seconds"] * scale
+        costs = [n for n in verify.number_checks(scaled, read_published(PUBLISHED), "twoscale")
+                 if n.key.startswith("cost.")]
+        assert len(costs) == 3 and {n.tolerance for n in costs} == {verify.COST_TOLERANCE}
+        verdicts.append([n.verdict for n in costs])
+    assert verdicts[0] == verdicts[1] == verdicts[2] and set(verdicts[0]) <= {verify.TIMING, claims.MISSING}
+    assert verify.TIMING in verdicts[0]

@@ -24,8 +24,9 @@ VENV=${VENV:-$here/.venv}
 PARTITION=debug
 ACCOUNT=local
 node=$(hostname -s)
-conf=$STATE/etc/slurm.conf
-export SLURM_CONF=$conf
+# SLURM's commands inside a job (srun, run by the plugin's job step) read the default path, not $SLURM_CONF:
+# the config lives there while the cluster runs (start refuses to replace a slurm.conf it did not write).
+conf=/etc/slurm/slurm.conf
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -39,7 +40,10 @@ install_packages() {
 }
 
 write_config() {
-  mkdir -p "$STATE"/{etc,spool/ctld,spool/d,log,run}
+  mkdir -p "$STATE"/{spool/ctld,spool/d,log,run} /etc/slurm
+  if [ -e "$conf" ] && ! grep -q "^# Written by cluster/slurm/local-cluster.sh" "$conf"; then
+    die "$conf exists and was not written by this script: not replacing it"
+  fi
   cat > "$conf" <<EOF
 # Written by cluster/slurm/local-cluster.sh: one node, no accounting, no cgroups.
 ClusterName=poolnas-local
@@ -112,6 +116,7 @@ stop() {
     kill "$pid" 2>/dev/null && echo "stopped $daemon (pid $pid)" || true
     rm -f "$pidfile"
   done
+  if [ -e "$conf" ] && grep -q "^# Written by cluster/slurm/local-cluster.sh" "$conf"; then rm -f "$conf"; fi
 }
 
 case "${1:-}" in

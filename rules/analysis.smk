@@ -1,7 +1,9 @@
 # From per-run records to tidy CSVs, tables, figures and the verification report (poolnas.analysis:
-# aggregate, tables, figures, verify). These jobs read only results/: they run on a fresh clone.
+# aggregate, tables, figures, verify). These jobs read only results/ and paper/: they run on a fresh clone.
 
 rule aggregate:
+    message:
+        f"aggregate: the records of {RESULTS}/runs into {len(CSVS)} CSVs"
     input:
         runs=groundtruth_records() + search_records(),
         retrains=retrain_records,
@@ -20,6 +22,8 @@ rule aggregate:
 
 
 rule table:
+    message:
+        "table {wildcards.table}: {output[0]} (.csv, .tex, .md)"
     input:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
@@ -43,6 +47,8 @@ rule table:
 
 
 rule figure:
+    message:
+        "figure {wildcards.figure}: {output.pdf} (and .png)"
     input:
         csvs=CSV_FILES,
         searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
@@ -66,9 +72,12 @@ rule figure:
 
 
 rule verification:
+    message:
+        "verification report: {output}"
     input:
         csvs=CSV_FILES,
         published=f"{PUBLISHED}/table1.csv",
+        released=RELEASED_CSV,  # the authors' per-config table, committed (paper/released/README.md)
     output:
         report(LAYOUT.verification, category="Verification"),
     log:
@@ -81,5 +90,5 @@ rule verification:
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} verify --results {params.results} --published {params.published} --out {output} "
-        "2> {log}"
+        "{params.poolnas} verify --results {params.results} --published {params.published} "
+        "--released {input.released} --out {output} 2> {log}"

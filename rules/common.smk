@@ -1,4 +1,5 @@
 # Wiring: the validated profile and the naming contract (poolnas.plan) as the names the rules use.
+import functools
 import json
 import sys
 from pathlib import Path
@@ -19,20 +20,33 @@ P = PROFILE.name
 PROFILE_ARG = config["profile"]
 POOLNAS = f"{sys.executable} -m poolnas"  # the interpreter running Snakemake has the package
 LAYOUT = plan.Layout(P)
-RUNS, LOGS, BENCH = LAYOUT.runs, LAYOUT.logs, LAYOUT.benchmarks
+RESULTS, RUNS, LOGS, BENCH = LAYOUT.results, LAYOUT.runs, LAYOUT.logs, LAYOUT.benchmarks
 DATA = config["data_dir"]
 CKPT = f"{config['checkpoint_dir']}/{P}"
 PUBLISHED = plan.PUBLISHED
 TRAIN_RECORD = plan.TRAIN_RECORD.replace("{runs}", RUNS)
 SEARCH_RECORD = plan.SEARCH_RECORD.replace("{runs}", RUNS)
-CSV_FILES = LAYOUT.csv_files()
+CSVS, CSV_FILES = plan.CSVS, LAYOUT.csv_files()
+RELEASED_CSV = plan.RELEASED  # the authors' per-config table, committed with its provenance (paper/released/)
 TABLE_NAMES = plan.TABLE_NAMES
 FIGURE_NAMES = plan.figure_names(PROFILE)
-# Each training/search job asks for one GPU unless the profile pins the CPU. Locally the GPU count caps how
-# many run at once (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU.
-GPU_PER_JOB = 0 if PROFILE.device == "cpu" else 1
-if "gpu" not in workflow.global_resources:
-    workflow.register_resource("gpu", __import__("torch").cuda.device_count())
+# Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU).
+# Jobs that run on this host are capped by its GPU count, so that Snakemake never starts more GPU jobs than it
+# has (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU (poolnas.engine.runtime). Jobs sent
+# to a cluster are not: the submit host's GPUs say nothing about the nodes' (a login node's 0 used to strip
+# every job's request). The executor is known only once jobs are built, hence the check inside the function.
+GPU_PER_JOB = PROFILE.gpus_per_job
+
+
+@functools.cache
+def host_gpus():
+    return __import__("torch").cuda.device_count()
+
+
+def gpus_per_job(wildcards):
+    if "gpu" not in workflow.global_resources and workflow.local_exec and host_gpus():
+        workflow.register_resource("gpu", host_gpus())  # none here: a dry run shows what a cluster would get
+    return GPU_PER_JOB
 
 
 def groundtruth_records():
@@ -55,11 +69,12 @@ def retrain_records(wildcards):
 
 def train_runtime(w):
     epochs = PROFILE.protocol(w.backbone, w.dataset)["epochs"]
-    return plan.runtime_minutes(w.backbone, w.dataset, epochs, w.config)
+    return plan.runtime_minutes(w.backbone, w.dataset, epochs, w.config, cap=config["max_runtime_minutes"])
 
 
 def search_runtime(w):
-    return plan.runtime_minutes(w.backbone, w.dataset, PROFILE.search(w.backbone, w.dataset)["epochs"])
+    return plan.runtime_minutes(w.backbone, w.dataset, PROFILE.search(w.backbone, w.dataset)["epochs"],
+                                cap=config["max_runtime_minutes"])
 
 
 def prepared_stamp(dataset):

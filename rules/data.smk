@@ -2,6 +2,8 @@
 
 
 rule prepare_data:
+    message:
+        "prepare dataset {wildcards.dataset} (log: {log})"
     output:
         prepared_stamp("{dataset}"),
     log:

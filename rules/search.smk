@@ -3,6 +3,8 @@
 
 
 checkpoint search_run:
+    message:
+        "search {wildcards.search} on {wildcards.dataset}/{wildcards.backbone} seed {wildcards.seed} (log: {log})"
     input:
         prepared,
     output:
@@ -22,7 +24,7 @@ checkpoint search_run:
         checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
     threads: PROFILE.threads
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=gpus_per_job,
         mem_mb=lambda w: 6000 if w.backbone == "resnet20" else 24000,
         runtime=search_runtime,
     conda:

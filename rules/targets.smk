@@ -2,6 +2,8 @@
 
 
 rule figures:
+    message:
+        f"target figures ({P}): done"
     input:
         LAYOUT.table_files(),
         LAYOUT.figure_files(FIGURE_NAMES),
@@ -10,36 +12,50 @@ rule figures:
 
 
 rule all:
+    message:
+        f"target all ({P}): done"
     input:
         rules.figures.input,
 
 
 rule tables:
+    message:
+        f"target tables ({P}): done"
     input:
         LAYOUT.table_files(),
 
 
 rule verify:
+    message:
+        f"target verify ({P}): done"
     input:
         LAYOUT.verification,
 
 
 rule data:
+    message:
+        f"target data ({P}): done"
     input:
         sorted({prepared_stamp(s["dataset"]) for s in PROFILE.studies}),
 
 
 rule groundtruth:
+    message:
+        f"target groundtruth ({P}): done"
     input:
         groundtruth_records(),
 
 
 rule search:
+    message:
+        f"target search ({P}): done"
     input:
         search_records(),
 
 
 rule retrain:
+    message:
+        f"target retrain ({P}): done"
     input:
         retrain_records,
 
@@ -49,6 +65,8 @@ for _name in TABLE_NAMES:
     rule:
         name:
             _name
+        message:
+            f"target {_name} ({P}): done"
         input:
             LAYOUT.table_files(_name),
 
@@ -58,5 +76,7 @@ for _name in plan.FIGURE_NAMES:
     rule:
         name:
             _name
+        message:
+            f"target {_name} ({P}): done"
         input:
             LAYOUT.figure_files(_name),

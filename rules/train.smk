@@ -2,6 +2,8 @@
 
 
 rule train:
+    message:
+        "train {wildcards.dataset}/{wildcards.backbone} {wildcards.config} seed {wildcards.seed} (log: {log})"
     input:
         prepared,
     output:
@@ -20,7 +22,7 @@ rule train:
         checkpoint=lambda w: f"{CKPT}/train/{w.dataset}/{w.backbone}/{w.config}/seed{w.seed}.pt",
     threads: PROFILE.threads
     resources:
-        gpu=GPU_PER_JOB,
+        gpu=gpus_per_job,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed
         runtime=train_runtime,
     conda:

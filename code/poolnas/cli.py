@@ -238,7 +238,9 @@ def _add_rank(sub) -> None:
                                    "regret of the pick (accuracy points), percentile bootstrap intervals over "
                                    "configs (0 resamples leaves them out), and the config the SuperNet scores "
                                    "would pick.")
-    p.add_argument("path", help="CSV with architecture, baseline_avg, baseline_stdev, M<m>_avg, M<m>_stdev")
+    p.add_argument("path", nargs="?", default=plan.RELEASED,
+                   help=f"CSV with architecture, baseline_avg, baseline_stdev, M<m>_avg, M<m>_stdev (default "
+                        f"{plan.RELEASED})")
     p.add_argument("--format", choices=["csv", "table"], default="csv")
     _add_bootstrap(p, level=True)
     p.set_defaults(func=_rank)
@@ -265,7 +267,8 @@ def _add_verify_released(sub) -> None:
     p = sub.add_parser("verify-released", help="check the published numbers against the released per-config data",
                        description="Compare, claim by claim, the paper's published numbers with what the authors' "
                                    "released per-configuration ResNet20 table implies; write a Markdown section.")
-    p.add_argument("path", help="the released per-configuration CSV")
+    p.add_argument("path", nargs="?", default=plan.RELEASED,
+                   help=f"the released per-configuration CSV (default {plan.RELEASED})")
     p.add_argument("--published", default=plan.PUBLISHED, help="folder of published-number CSVs")
     p.add_argument("--out", default=None, help="Markdown file to write (atomically); stdout when omitted")
     _add_bootstrap(p)
@@ -364,7 +367,8 @@ def _add_verify(sub) -> None:
                        description="Claim by claim, the paper's numbers against our results, as Markdown.")
     _add_results_arguments(p, out="Markdown report to write (atomically); stdout when omitted", out_required=False)
     p.add_argument("--released", default=plan.RELEASED,
-                   help="the authors' released per-config CSV, for the released-data section")
+                   help=f"the authors' released per-config CSV, for the released-data section (default "
+                        f"{plan.RELEASED}; '' leaves the section out)")
     _add_bootstrap(p)
     p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
     p.set_defaults(func=_verify)

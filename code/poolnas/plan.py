@@ -29,7 +29,7 @@ from poolnas.arch.spaces import RELAXED, SPACES, get_space
 from poolnas.search.methods import METHODS
 
 PUBLISHED = "paper/published"
-RELEASED = "../shared/reference/released_resnet20_per_config.csv"
+RELEASED = "paper/released/released_resnet20_per_config.csv"  # committed with its provenance (its README)
 BACKBONES = tuple(SPACES)
 SEARCH_METHODS = tuple(METHODS)
 
@@ -197,10 +197,14 @@ def relative_cost(backbone: str, config_slug: str) -> float:
     return count_macs(backbone, space.parse(config_slug)) / count_macs(backbone, space.default)
 
 
-def runtime_minutes(backbone: str, dataset: str, epochs: int, config_slug: str | None = None) -> int:
-    """A generous wall-time estimate; a search costs about 4 standalone runs."""
+def runtime_minutes(backbone: str, dataset: str, epochs: int, config_slug: str | None = None,
+                    cap: int | None = None) -> int:
+    """A generous wall-time estimate; a search costs about 4 standalone runs. Capped at `cap` minutes (the
+    workflow's max_runtime_minutes: partitions reject longer limits; a job stopped at the limit resumes from its
+    last epoch checkpoint when Snakemake retries it)."""
     if backbone == RELAXED.name:  # a found relaxed path: priced as the dearest ResNet20 config
         backbone, config_slug = RELAXED.base, "8-1-1"
     scale = relative_cost(backbone, config_slug) if config_slug else 4.0
     scale *= FOOD101_FACTOR if dataset == "food101" else 1
-    return int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
+    minutes = int(10 + epochs * MINUTES_PER_EPOCH[backbone] * scale)
+    return minutes if cap is None else min(minutes, cap)

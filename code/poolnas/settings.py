@@ -156,6 +156,7 @@ class Settings:
     precision: str
     channels_last: bool
     compile: bool
+    gpus_per_job: int  # what each training or search job asks of the scheduler (profile key, else 1 unless cpu)
     _raw: dict
 
     def protocol(self, backbone: str, dataset: str) -> dict:
@@ -188,4 +189,5 @@ def resolve(profile: str | dict | Settings) -> Settings:
         return profile
     raw = load(profile) if isinstance(profile, str) else validate(profile)
     return Settings(name=raw["profile"], device=raw["device"], threads=raw["threads"], precision=raw["precision"],
-                    channels_last=raw["channels_last"], compile=raw["compile"], _raw=raw)
+                    channels_last=raw["channels_last"], compile=raw["compile"],
+                    gpus_per_job=raw.get("gpus_per_job", 0 if raw["device"] == "cpu" else 1), _raw=raw)

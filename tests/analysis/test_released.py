@@ -1,5 +1,6 @@
 """The released-format reader, the `rank` and `verify-released` commands, and the published-number files."""
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -9,20 +10,37 @@ import pytest
 import scipy.stats
 
 from poolnas.cli import main
+from poolnas import plan
 from poolnas.analysis.released import TIDY_COLUMNS, read_released
 from poolnas.arch.spaces import SPACES
 from poolnas.analysis.verify_released import read_published, verify
 from helpers import REPO
 
-RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
+RELEASED_CSV = plan.RELEASED
+RELEASED = REPO / RELEASED_CSV
 PUBLISHED = REPO / "paper" / "published"
 
 
 @pytest.fixture(scope="module")
 def released() -> Path:
-    if not RELEASED.is_file():
-        pytest.skip(f"the authors' released per-config data is not at {RELEASED} (expected next to the repository)")
-    return RELEASED
+    return RELEASED  # committed: a clone has it (paper/released/README.md)
+
+
+def test_released_file_is_the_one_its_readme_names():
+    """The committed bytes are the released ones: the sha256 recorded with the provenance, and the default path
+    of rank, verify-released and verify."""
+    readme = (RELEASED.parent / "README.md").read_text()
+    digest = hashlib.sha256(RELEASED.read_bytes()).hexdigest()
+    assert f"| sha256 | `{digest}` |" in readme
+    assert (REPO / RELEASED_CSV).resolve() == RELEASED.resolve()
+
+
+def test_rank_reads_the_committed_file_by_default(released, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert run(capsys, "rank", "--bootstrap", "0") == run(capsys, "rank", str(released), "--bootstrap", "0")
+    monkeypatch.chdir(released.parent.parent)  # paper/: the default path does not resolve from here
+    code, out, err = run(capsys, "rank", "--bootstrap", "0")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "no such file" in err
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from poolnas import plan
 from poolnas.analysis import aggregate
 from poolnas.analysis import claims
 from poolnas.analysis import verify
@@ -16,7 +17,7 @@ from helpers import REPO
 from helpers import empty_results, make_results
 
 PUBLISHED = REPO / "paper" / "published"
-RELEASED = REPO.parent / "shared" / "reference" / "released_resnet20_per_config.csv"
+RELEASED = REPO / plan.RELEASED
 CLAIM_KEYS = {"position", "default", "late_vs_early", "sharing_gap", "m1_tau", "tau_gain_M2", "tau_gain_M4",
               "tau_gain_M8", "pick_M4_vs_default", "pick_M4_vs_single", "p_sharpens", "balanced"}
 
@@ -90,7 +91,7 @@ def test_paired_tau_difference_is_zero_for_identical_scores(synthetic):
 
 def test_cli_writes_the_report_with_the_released_section(synthetic, tmp_path):
     out = tmp_path / "verification.md"
-    released = RELEASED if RELEASED.is_file() else tmp_path / "absent.csv"
+    released = RELEASED
     assert main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(out),
                  "--released", str(released), "--bootstrap", "30"]) == 0
     text = out.read_text()
@@ -100,10 +101,7 @@ def test_cli_writes_the_report_with_the_released_section(synthetic, tmp_path):
         assert heading in text
     assert "twoscale` is not CIFAR10" in text and "±0.5 points" in text
     assert sum(text.count(f"**{v}**") for v in claims.VERDICTS) == len(CLAIM_KEYS)
-    if RELEASED.is_file():
-        assert "Kendall tau-b of M=4 score vs ground truth" in text
-    else:
-        assert "Not verifiable here: the released file was not found" in text
+    assert "Kendall tau-b of M=4 score vs ground truth" in text
     again = tmp_path / "again.md"
     main(["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--out", str(again),
           "--released", str(released), "--bootstrap", "30"])
@@ -171,3 +169,28 @@ def test_each_claim_says_whether_the_runs_could_decide_it(synthetic):
     assert judged["late_vs_early"].power.split(":")[0] in ("yes", "no")
     assert "late - early gap 4.38" in judged["late_vs_early"].power  # the paper's 91.83 - 87.45
     assert judged["balanced"].power.startswith("yes")
+
+
+def test_cli_a_missing_released_file_is_an_error_and_empty_leaves_the_section_out(synthetic, tmp_path, capsys):
+    argv = ["verify", "--results", str(synthetic), "--published", str(PUBLISHED), "--bootstrap", "5"]
+    assert main(argv + ["--released", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.csv" in err and not (tmp_path / "r.md").exists()
+    assert main(argv + ["--released", "", "--out", str(tmp_path / "r.md")]) == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "Left out: no released file was given" in text and "Kendall tau-b of M=4 score" not in text
+
+
+def test_cost_ratios_are_marked_timing_dependent_and_never_judged(synthetic):
+    """Wall-clock costs change between two runs of the same DAG: the verdict must not follow them."""
+    frames = aggregate.load(synthetic)
+    verdicts = []
+    for scale in (1.0, 0.2, 5.0):  # the standalone runs 5x faster or slower than the searches
+        scaled = {k: v.copy() for k, v in frames.items()}
+        scaled["groundtruth"]["train_seconds"] = frames["groundtruth"]["train_seconds"] * scale
+        costs = [n for n in verify.number_checks(scaled, read_published(PUBLISHED), "twoscale")
+                 if n.key.startswith("cost.")]
+        assert len(costs) == 3 and {n.tolerance for n in costs} == {verify.COST_TOLERANCE}
+        verdicts.append([n.verdict for n in costs])
+    assert verdicts[0] == verdicts[1] == verdicts[2] and set(verdicts[0]) <= {verify.TIMING, claims.MISSING}
+    assert verify.TIMING in verdicts[0]

@@ -3,6 +3,7 @@
 One module-scoped run (a few minutes on 2 cores) feeds every test here.
 """
 
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from helpers import REPO
 pytestmark = [pytest.mark.timeout(2400), pytest.mark.slow]
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TRAIN_OR_SEARCH = ("rule train:", "checkpoint search_run:", "rule search_run:", "rule prepare_data:")
+TRAIN_OR_SEARCH = {"train", "search_run", "prepare_data"}
 
 
 def sh(args, cwd, timeout=900, check=True):
@@ -24,6 +25,16 @@ def sh(args, cwd, timeout=900, check=True):
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, args))} failed in {cwd}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Jobs per rule from Snakemake's "Job stats" table (each job's own lines show its rule's message, not its
+    rule name); {} when there is nothing to do."""
+    if "Job stats" not in output:
+        return {}
+    stats = output[output.index("Job stats"):].split("\n\n")[0]
+    return {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if len(line.split()) == 2
+            and line.split()[1].isdigit()}
 
 
 def git(cwd, *args):
@@ -87,7 +98,7 @@ def fresh_clone(smoke_repo, tmp_path_factory):
 
 def test_fresh_clone_dry_run_lists_no_training_or_search(fresh_clone):
     dry = sh(SNAKEMAKE + ["-n", "figures", "--config", "profile=smoke"], fresh_clone)
-    assert not any(rule in dry.stdout for rule in TRAIN_OR_SEARCH), dry.stdout[-3000:]
+    assert not TRAIN_OR_SEARCH & job_counts(dry.stdout).keys(), dry.stdout[-3000:]
 
 
 def test_fresh_clone_regenerates_figures_from_results_alone_with_identical_tables(fresh_clone, smoke_repo):
@@ -96,7 +107,13 @@ def test_fresh_clone_regenerates_figures_from_results_alone_with_identical_table
     for path in tables.iterdir():
         path.unlink()
     run = sh(SNAKEMAKE + ["--cores", "2", "figures", "--config", "profile=smoke"], fresh_clone)
-    assert not any(rule in run.stdout + run.stderr for rule in TRAIN_OR_SEARCH)
+    output = run.stdout + run.stderr
+    counts = job_counts(output)
+    assert counts.get("table") == 4 and not TRAIN_OR_SEARCH & counts.keys(), output[-3000:]
+    # Readable progress (profiles/default, rule messages): one short message per job, no input lists.
+    messages = re.findall(r"^Job \d+: .+$", output, re.M)
+    assert len(messages) == counts["total"] and max(map(len, output.splitlines())) < 200, output[-3000:]
+    assert any(m.endswith(": target figures (smoke): done") for m in messages), messages
     assert not (fresh_clone / "data").exists()
     for path in (root / "paper" / "tables" / "smoke").iterdir():
         assert (tables / path.name).read_bytes() == path.read_bytes(), path.name
@@ -106,7 +123,7 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
     sh(SNAKEMAKE + ["--cores", "1", "data", "--config", "profile=smoke"], fresh_clone)
     assert (fresh_clone / "data" / "prepared" / "smoke" / "twoscale.txt").exists()
     dry = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=smoke"], fresh_clone)
-    assert "rule train:" not in dry.stdout and "search_run:" not in dry.stdout, dry.stdout[-3000:]
+    assert not {"train", "search_run"} & job_counts(dry.stdout).keys(), dry.stdout[-3000:]
     # With the data prepared, a deleted record is the one job `groundtruth` redoes (it lists every record; with
     # the CSVs present, `all` alone did not always ask for it), and `all` then refreshes the CSVs.
     runs = fresh_clone / "results" / "smoke" / "runs" / "train" / "twoscale" / "resnet20"
@@ -117,8 +134,8 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
         dry = sh(SNAKEMAKE + ["-n", "groundtruth", "all", "--config", "profile=smoke"], fresh_clone)
     finally:
         record.write_bytes(kept)
-    assert dry.stdout.count("rule train:") == 1 and "search_run:" not in dry.stdout, dry.stdout[-3000:]
-    assert "rule aggregate:" in dry.stdout, dry.stdout[-3000:]
+    counts = job_counts(dry.stdout)
+    assert counts.get("train") == 1 and "search_run" not in counts and "aggregate" in counts, dry.stdout[-3000:]
 
 
 def test_bad_profile_fails_before_any_job_with_one_clear_line(tmp_path):
@@ -129,9 +146,7 @@ def test_bad_profile_fails_before_any_job_with_one_clear_line(tmp_path):
 
 def test_paper_profile_dry_run_lists_the_whole_study():
     proc = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=paper"], REPO)
-    stats = proc.stdout[proc.stdout.index("Job stats"):]
-    counts = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:] if len(line.split()) == 2
-              and line.split()[1].isdigit()}
+    counts = job_counts(proc.stdout)
     assert counts["train"] >= 36 * 3  # every ResNet20 config x 3 seeds, plus the other backbones' defaults
     # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4
     assert counts["search_run"] == 15 * 3 + 1 + 1 + 4

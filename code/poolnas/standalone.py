@@ -30,7 +30,7 @@ from poolnas.data.loader import Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
-from poolnas.engine.runtime import log, resolve_device, setup_runtime, to_device
+from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime, to_device
 from poolnas.engine.steps import evaluate, train_step
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries, write_json
@@ -142,13 +142,18 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                                  **prof.dataset_params(dataset))
     stem = stem_for(data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
-               "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
+               "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
+               "stem": stem,
                "precision": precision, **warmup_options(hp)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
+    # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
+    # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
+    # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.
     test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
-                                       drop_last=hp["drop_last_test"])
+                                       drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
+                                       seed=derive_seed(seed, EVAL_ORDER))
 
     torch.manual_seed(seed)
     model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,

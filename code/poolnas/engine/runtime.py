@@ -57,6 +57,12 @@ def autocast(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
+# The random stream (of derive_seed) that orders every evaluation whose result depends on the batches' composition
+# (BN with batch statistics): the final search-validation evaluation and, when asked, the standalone test set.
+# The search's own streams (validation minibatches 1, sampler 2, random-search draw 3) are in search.base.
+EVAL_ORDER = 4
+
+
 def derive_seed(seed: int, stream: int) -> int:
     """An independent 32-bit seed for one random stream of a run (numpy's SeedSequence of (seed, stream))."""
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint32)[0])

@@ -22,7 +22,7 @@ import torch
 
 from poolnas import settings
 from poolnas.arch.cost import count_macs, count_parameters, relaxed_macs
-from poolnas.arch.models import build_model
+from poolnas.arch.models import arch_options, build_model
 from poolnas.arch.relaxed import build_standalone
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.data import datasets
@@ -56,11 +56,11 @@ class Architecture:
             self.name, self.index, self.code = self.config.name, self.config.index, self.config.code
         self.backbone = backbone
 
-    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool):
+    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool, **arch):
         if self.relaxed:
-            return build_standalone(self.path, num_classes=num_classes, bn=bn)
+            return build_standalone(self.path, num_classes=num_classes, bn=bn, **arch)
         return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
-                           resnet50_d1_bug=resnet50_d1_bug)
+                           resnet50_d1_bug=resnet50_d1_bug, **arch)
 
     def macs(self, image_size: int, classes: int, stem: str) -> int:
         if self.relaxed:
@@ -143,8 +143,8 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     stem = stem_for(data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
-               "stem": stem,
-               "precision": precision, **warmup_options(hp)}
+               "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
+               **warmup_options(hp)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
@@ -157,7 +157,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
 
     torch.manual_seed(seed)
     model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
-                                 resnet50_d1_bug=hp["resnet50_d1_bug"]), dev, prof.channels_last)
+                                 resnet50_d1_bug=hp["resnet50_d1_bug"], **arch_options(hp)), dev, prof.channels_last)
     optimizer = make_optimizer(model.parameters(), hp)
     run = Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader, test_loader,
                      device=dev, precision=precision, step=torch.compile(train_step) if prof.compile else train_step,

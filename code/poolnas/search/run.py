@@ -191,7 +191,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
                "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, "eval_order": hp["eval_order"],
-               "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], **warmup_options(hp)}
+               "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
+               **warmup_options(hp)}
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
     key = run_key({"method": method, "models": models, "configs": configs, "dataset": data.meta["files"],

@@ -28,11 +28,12 @@ SEARCH_RECORD = plan.SEARCH_RECORD.replace("{runs}", RUNS)
 CSV_FILES = LAYOUT.csv_files()
 TABLE_NAMES = plan.TABLE_NAMES
 FIGURE_NAMES = plan.figure_names(PROFILE)
-# Each training/search job asks for one GPU unless the profile pins the CPU. Locally the GPU count caps how
-# many run at once (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU.
+# Each training/search job asks for one GPU slot unless the profile pins the CPU. Locally the GPU count times
+# the profile's gpu_slots caps how many run at once (`--resources gpu=N` overrides); inside a job `--device
+# auto` takes a free slot of a GPU (poolnas.engine.runtime.free_gpu).
 GPU_PER_JOB = 0 if PROFILE.device == "cpu" else 1
 if "gpu" not in workflow.global_resources:
-    workflow.register_resource("gpu", __import__("torch").cuda.device_count())
+    workflow.register_resource("gpu", __import__("torch").cuda.device_count() * PROFILE.gpu_slots)
 
 
 def groundtruth_records():

@@ -157,6 +157,7 @@ class Settings:
     channels_last: bool
     compile: bool
     _raw: dict
+    gpu_slots: int = 1  # jobs sharing one GPU (the device locks and the workflow's gpu resource)
 
     def protocol(self, backbone: str, dataset: str) -> dict:
         """Standalone-training hyperparameters; a relaxed-space path trains with its base backbone's protocol."""
@@ -188,4 +189,5 @@ def resolve(profile: str | dict | Settings) -> Settings:
         return profile
     raw = load(profile) if isinstance(profile, str) else validate(profile)
     return Settings(name=raw["profile"], device=raw["device"], threads=raw["threads"], precision=raw["precision"],
-                    channels_last=raw["channels_last"], compile=raw["compile"], _raw=raw)
+                    channels_last=raw["channels_last"], compile=raw["compile"], _raw=raw,
+                    gpu_slots=raw["gpu_slots"])

@@ -134,7 +134,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
         if epochs < 1:
             raise UsageError(f"--epochs must be >= 1, got {epochs}")
         hp["epochs"] = epochs
-    dev = resolve_device(device or prof.device)
+    dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)
     precision = prof.precision
 

@@ -180,7 +180,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         methods.check(method, backbone)
     hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
     params = prof.dataset_params(dataset)
-    dev = resolve_device(device or prof.device)
+    dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)
 
     data = datasets.open_dataset(dataset, Path(data_dir) / "cache", Path(data_dir) / "raw", **params)

@@ -82,3 +82,16 @@ def data_dir_of(stamp):
 
 def parent_of(path):
     return str(Path(path).parent)
+
+
+def _dry_run():
+    return any(a in ("--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a[1:])
+               for a in sys.argv[1:])
+
+
+if _dry_run() and PROFILE.device != "cpu":  # GPU profiles: what the DAG would cost (poolnas.estimate)
+    from poolnas import estimate
+
+    print(estimate.report(PROFILE), file=sys.stderr)
+    if P != "paper":
+        print(estimate.report("paper").splitlines()[0], file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Settings: one YAML profile per scale (smoke, mini, paper), validated against one schema, resolved once.
+"""Settings: one YAML profile per scale (smoke, mini, gpu1, paper), validated against one schema, resolved once.
 
 The same files drive the package's commands (`--profile mini`) and the Snakemake workflow
 (`--config profile=mini`), so a hyperparameter lives in exactly one visible place. A profile may also be given

@@ -84,12 +84,17 @@ def parent_of(path):
     return str(Path(path).parent)
 
 
+def estimate_wanted(profile):
+    """Profiles of real datasets (gpu1, paper), not the generated ones of smoke and mini."""
+    return profile.device != "cpu" and any(d != "twoscale" for d in profile.as_dict()["datasets"])
+
+
 def _dry_run():
     return any(a in ("--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a[1:])
                for a in sys.argv[1:])
 
 
-if _dry_run() and PROFILE.device != "cpu":  # GPU profiles: what the DAG would cost (poolnas.estimate)
+if _dry_run() and estimate_wanted(PROFILE):  # GPU profiles: what the DAG would cost (poolnas.estimate)
     from poolnas import estimate
 
     print(estimate.report(PROFILE), file=sys.stderr)

@@ -7,7 +7,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 CORES ?= 8
 
-.PHONY: install figures test lint lock clean-venv
+.PHONY: install figures test lint lock clean-venv gpu-check
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ figures: install  ## every table and figure of the committed profile, from cache
 
 test: install  ## the test suite (CPU, generated data)
 	$(PY) -m pytest
+
+gpu-check: install  ## on a machine with a GPU: CUDA tests, fp32/bf16 checks, loop speed, GPU sharing (< 10 min)
+	$(PY) bench/gpu_check.py
 
 lint: install
 	$(VENV)/bin/snakemake --lint

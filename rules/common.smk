@@ -30,8 +30,9 @@ CSVS, CSV_FILES = plan.CSVS, LAYOUT.csv_files()
 RELEASED_CSV = plan.RELEASED  # the authors' per-config table, committed with its provenance (paper/released/)
 TABLE_NAMES = plan.TABLE_NAMES
 FIGURE_NAMES = plan.figure_names(PROFILE)
-# Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU).
-# Jobs that run on this host are capped by its GPU count, so that Snakemake never starts more GPU jobs than it
+# Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU); on
+# this host the unit is one slot of a GPU (gpu_slots per GPU, poolnas.engine.runtime.free_gpu). Jobs that run on
+# this host are capped by its GPU count times gpu_slots, so that Snakemake never starts more GPU jobs than it
 # has (`--resources gpu=N` overrides); inside a job `--device auto` takes a free GPU (poolnas.engine.runtime). Jobs sent
 # to a cluster are not: the submit host's GPUs say nothing about the nodes' (a login node's 0 used to strip
 # every job's request). The executor is known only once jobs are built, hence the check inside the function.
@@ -45,7 +46,7 @@ def host_gpus():
 
 def gpus_per_job(wildcards):
     if "gpu" not in workflow.global_resources and workflow.local_exec and host_gpus():
-        workflow.register_resource("gpu", host_gpus())  # none here: a dry run shows what a cluster would get
+        workflow.register_resource("gpu", host_gpus() * PROFILE.gpu_slots)  # none here: a dry run shows what a cluster would get
     return GPU_PER_JOB
 
 
@@ -96,3 +97,21 @@ def data_dir_of(stamp):
 
 def parent_of(path):
     return str(Path(path).parent)
+
+
+def estimate_wanted(profile):
+    """Profiles of real datasets (gpu1, paper), not the generated ones of smoke and mini."""
+    return profile.device != "cpu" and any(d != "twoscale" for d in profile.as_dict()["datasets"])
+
+
+def _dry_run():
+    return any(a in ("--dry-run", "--dryrun") or (a[:1] == "-" and a[1:2] != "-" and "n" in a[1:])
+               for a in sys.argv[1:])
+
+
+if _dry_run() and estimate_wanted(PROFILE):  # GPU profiles: what the DAG would cost (poolnas.estimate)
+    from poolnas import estimate
+
+    print(estimate.report(PROFILE), file=sys.stderr)
+    if P != "paper":
+        print(estimate.report("paper").splitlines()[0], file=sys.stderr)

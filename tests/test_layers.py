@@ -18,7 +18,7 @@ LAYERS = [
     {"poolnas.settings"},
     {"poolnas.engine"},
     {"poolnas.standalone", "poolnas.search"},
-    {"poolnas.plan"},
+    {"poolnas.plan", "poolnas.estimate"},
     {"poolnas.analysis"},
     {"poolnas.cli", "poolnas.__main__"},
 ]

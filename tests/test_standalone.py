@@ -66,6 +66,11 @@ def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
     assert on_disk["test_acc"] == on_disk["history"][-1]["test_acc"] and on_disk["test_images"] == 100
     assert on_disk["options"]["bn"] == "released" and on_disk["hparams"]["lr"] == 0.1
     assert on_disk["options"]["warmup_epochs"] == on_disk["hparams"]["warmup_epochs"]  # a departure, so named
+    # the options that differ from the release, at the smoke profile's values (README "Options and the release")
+    assert {k: on_disk["options"][k] for k in ("conv_init", "zero_init_residual", "stem_bn_affine", "cosine_t_max",
+                                                "eval_order")} == {
+        "conv_init": "kaiming_fan_out", "zero_init_residual": False, "stem_bn_affine": True, "cosine_t_max": "epochs",
+        "eval_order": "index"}
     assert {"git_commit", "torch_version", "device", "threads"} <= set(on_disk["provenance"])
     # the milestone at epoch 3 divides the learning rate by 10
     assert [h["lr"] for h in on_disk["history"]] == pytest.approx([0.1, 0.1, 0.1, 0.01])

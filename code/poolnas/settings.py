@@ -1,4 +1,4 @@
-"""Settings: one YAML profile per scale (smoke, mini, paper), validated against one schema, resolved once.
+"""Settings: one YAML profile per scale (smoke, mini, gpu1, paper), validated against one schema, resolved once.
 
 The same files drive the package's commands (`--profile mini`) and the Snakemake workflow
 (`--config profile=mini`), so a hyperparameter lives in exactly one visible place. A profile may also be given
@@ -158,6 +158,7 @@ class Settings:
     compile: bool
     gpus_per_job: int  # what each training or search job asks of the scheduler (profile key, else 1 unless cpu)
     _raw: dict
+    gpu_slots: int = 1  # jobs sharing one GPU (the device locks and the workflow's gpu resource)
 
     def protocol(self, backbone: str, dataset: str) -> dict:
         """Standalone-training hyperparameters; a relaxed-space path trains with its base backbone's protocol."""
@@ -190,4 +191,5 @@ def resolve(profile: str | dict | Settings) -> Settings:
     raw = load(profile) if isinstance(profile, str) else validate(profile)
     return Settings(name=raw["profile"], device=raw["device"], threads=raw["threads"], precision=raw["precision"],
                     channels_last=raw["channels_last"], compile=raw["compile"],
-                    gpus_per_job=raw.get("gpus_per_job", 0 if raw["device"] == "cpu" else 1), _raw=raw)
+                    gpus_per_job=raw.get("gpus_per_job", 0 if raw["device"] == "cpu" else 1), _raw=raw,
+                    gpu_slots=raw["gpu_slots"])

@@ -22,7 +22,7 @@ import torch
 
 from poolnas import settings
 from poolnas.arch.cost import count_macs, count_parameters, relaxed_macs
-from poolnas.arch.models import build_model
+from poolnas.arch.models import arch_options, build_model
 from poolnas.arch.relaxed import build_standalone
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.data import datasets
@@ -30,7 +30,7 @@ from poolnas.data.loader import Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
-from poolnas.engine.runtime import log, resolve_device, setup_runtime, to_device
+from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime, to_device
 from poolnas.engine.steps import evaluate, train_step
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries, write_json
@@ -56,11 +56,11 @@ class Architecture:
             self.name, self.index, self.code = self.config.name, self.config.index, self.config.code
         self.backbone = backbone
 
-    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool):
+    def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool, **arch):
         if self.relaxed:
-            return build_standalone(self.path, num_classes=num_classes, bn=bn)
+            return build_standalone(self.path, num_classes=num_classes, bn=bn, **arch)
         return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
-                           resnet50_d1_bug=resnet50_d1_bug)
+                           resnet50_d1_bug=resnet50_d1_bug, **arch)
 
     def macs(self, image_size: int, classes: int, stem: str) -> int:
         if self.relaxed:
@@ -134,7 +134,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
         if epochs < 1:
             raise UsageError(f"--epochs must be >= 1, got {epochs}")
         hp["epochs"] = epochs
-    dev = resolve_device(device or prof.device)
+    dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)
     precision = prof.precision
 
@@ -142,17 +142,22 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                                  **prof.dataset_params(dataset))
     stem = stem_for(data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
-               "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"], "stem": stem,
-               "precision": precision, **warmup_options(hp)}
+               "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
+               "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
+               **warmup_options(hp)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
+    # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
+    # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
+    # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.
     test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
-                                       drop_last=hp["drop_last_test"])
+                                       drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
+                                       seed=derive_seed(seed, EVAL_ORDER))
 
     torch.manual_seed(seed)
     model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
-                                 resnet50_d1_bug=hp["resnet50_d1_bug"]), dev, prof.channels_last)
+                                 resnet50_d1_bug=hp["resnet50_d1_bug"], **arch_options(hp)), dev, prof.channels_last)
     optimizer = make_optimizer(model.parameters(), hp)
     run = Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader, test_loader,
                      device=dev, precision=precision, step=torch.compile(train_step) if prof.compile else train_step,

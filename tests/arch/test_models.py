@@ -1,9 +1,12 @@
+import math
+
 import pytest
 import torch
 
 from poolnas.arch.cost import count_parameters
 from poolnas.arch.models import BN_MODES, build_model
 from poolnas.arch.spaces import SPACES
+from poolnas.errors import UsageError
 
 R20 = SPACES["resnet20"]
 
@@ -101,3 +104,57 @@ def test_gradients_reach_every_parameter():
     model = build_model("resnet20", "[1,1,8]", bn="released")
     model(torch.randn(4, 3, 32, 32)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+# --- initialisation and BN options of the released scripts (README "Options and the release") ---------
+
+def test_conv_init_pytorch_default_is_nn_conv2d_init_and_smaller():
+    """pytorch_default keeps nn.Conv2d's init (released ResNet20); kaiming_fan_out (our default) is ~2.4x larger."""
+    from poolnas.arch.models import build_model
+
+    torch.manual_seed(0)
+    default = build_model("resnet20", conv_init="pytorch_default")
+    torch.manual_seed(0)
+    kaiming = build_model("resnet20")
+    w_d, w_k = default.blocks[4].conv2.weight, kaiming.blocks[4].conv2.weight
+    fan_in = w_d[0].numel()
+    bound = 1 / fan_in ** 0.5  # kaiming_uniform_(a=sqrt(5)) of nn.Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert w_d.abs().max() <= bound
+    assert 2.0 < float(w_k.std() / w_d.std()) < 2.8
+    with pytest.raises(UsageError):
+        build_model("resnet20", conv_init="xavier")
+
+
+@pytest.mark.parametrize("backbone,last", [("resnet18", "bn2"), ("resnet50", "bn3")])
+def test_zero_init_residual_zeros_each_blocks_last_bn(backbone, last):
+    from poolnas.arch.models import build_model
+
+    net = build_model(backbone, zero_init_residual=True)
+    assert all(float(getattr(b, last).weight.abs().sum()) == 0 for b in net.blocks)
+    assert all(float(b.bn1.weight.abs().sum()) > 0 for b in net.blocks)
+    assert float(build_model(backbone).blocks[0].__getattr__(last).weight.sum()) > 0
+
+
+def test_stem_bn_without_affine_keeps_running_statistics():
+    from poolnas.arch.models import build_model
+
+    bn = build_model("resnet18", stem_bn_affine=False).stem[1]
+    assert bn.weight is None and bn.bias is None and bn.running_mean is not None
+    assert build_model("resnet18").stem[1].weight is not None
+
+
+def test_cosine_t_max_epochs_plus_one():
+    from poolnas.engine.optim import make_scheduler
+
+    def lrs(**hp):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched = make_scheduler(opt, {"schedule": "cosine", "lr_min": 0.0, **hp}, 4)
+        out = []
+        for _ in range(4):
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return out
+
+    assert lrs()[-1] == pytest.approx(0.0)  # T_max = epochs: the last step reaches lr_min
+    assert lrs(cosine_t_max="epochs+1")[-1] == pytest.approx(0.05 * (1 + math.cos(math.pi * 4 / 5)))

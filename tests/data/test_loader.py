@@ -201,6 +201,7 @@ def test_bad_arguments_are_usage_errors():
         make_loader(coordinate_images(4, 8), batch_size=0)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_batches_equal_cpu_batches():
     images = coordinate_images(40, 8)

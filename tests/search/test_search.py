@@ -91,6 +91,8 @@ def test_mixture_record_has_every_field(reference, tiny):
     assert on_disk["alternatives"]["best_model"]["score"] == max(map(max, on_disk["accuracy"]))
     assert on_disk["options"]["selection"] == "assigned" and on_disk["options"]["extra_epoch"] is True
     assert on_disk["options"]["warmup_epochs"] == on_disk["hparams"]["warmup_epochs"]
+    assert on_disk["options"]["eval_order"] == "shuffled" and on_disk["options"]["conv_init"] == "kaiming_fan_out"
+    assert on_disk["options"]["eval_drop_last"] is False and on_disk["options"]["eval_batch_size"] == 48
     assert on_disk["hparams"]["ema"] == 0.9 and on_disk["provenance"]["torch_version"] == torch.__version__
     assert not (tiny["root"] / ".checkpoints" / "ref.pt").exists()  # removed once the record is written
 

@@ -141,7 +141,7 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
 def test_bad_profile_fails_before_any_job_with_one_clear_line(tmp_path):
     proc = sh(SNAKEMAKE + ["-n", "figures", "--config", "profile=nope"], REPO, check=False)
     assert proc.returncode != 0
-    assert "unknown profile 'nope'; known: mini, paper, smoke" in proc.stdout + proc.stderr
+    assert "unknown profile 'nope'; known: gpu1, mini, paper, smoke" in proc.stdout + proc.stderr
 
 
 def test_paper_profile_dry_run_lists_the_whole_study():
@@ -150,6 +150,16 @@ def test_paper_profile_dry_run_lists_the_whole_study():
     assert counts["train"] >= 36 * 3  # every ResNet20 config x 3 seeds, plus the other backbones' defaults
     # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4
     assert counts["search_run"] == 15 * 3 + 1 + 1 + 4
+    # the dry run of a GPU profile prints its job counts and estimated GPU-hours (poolnas.estimate)
+    assert "profile paper: 321 training/search jobs" in proc.stderr and "GPU-hours" in proc.stderr
+
+
+def test_gpu1_profile_dry_run_prints_its_cost_beside_the_papers():
+    proc = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=gpu1"], REPO)
+    assert "profile gpu1: 51 training/search jobs" in proc.stderr and "profile paper:" in proc.stderr
+    stats = proc.stdout[proc.stdout.index("Job stats"):]
+    assert any(line.split() == ["train", "36"] for line in stats.splitlines())
+    assert any(line.split() == ["search_run", "5"] for line in stats.splitlines())
 
 
 def test_lint_is_clean():

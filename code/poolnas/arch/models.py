@@ -10,6 +10,15 @@ BatchNorm modes:
     released  as the released ResNet20 standalone model: the first BN of each block has no affine parameters
               and always uses batch statistics; the others are standard.
     supernet  no affine parameters, batch statistics always (train and eval), as the released SuperNets.
+
+Initialisation and BN details that differ between the released scripts (named options, recorded in every record's
+`options`; the README table "Options and the release" says which released script each value comes from):
+    conv_init           kaiming_fan_out  every conv kaiming_normal_(fan_out, relu) (torchvision's ResNets; our
+                                         default in smoke and mini)
+                        pytorch_default  nn.Conv2d's own init (kaiming_uniform_, a = sqrt(5)): the released ResNet20
+    zero_init_residual  the last BN weight of each block (bn2 basic, bn3 bottleneck) starts at 0 (released
+                        ResNet18/50 scripts); only where that BN is affine
+    stem_bn_affine      False: the stem's BN without affine parameters, running statistics kept (released ResNet18)
 """
 
 from __future__ import annotations
@@ -22,6 +31,13 @@ from poolnas.errors import UsageError
 from poolnas.arch.spaces import Config, get_space
 
 BN_MODES = ("standard", "released", "supernet")
+CONV_INITS = ("kaiming_fan_out", "pytorch_default")
+ARCH_DEFAULTS = {"conv_init": "kaiming_fan_out", "zero_init_residual": False, "stem_bn_affine": True}
+
+
+def arch_options(hp: dict) -> dict:
+    """The initialisation/BN options of a protocol or search section (schema defaults where absent)."""
+    return {k: hp.get(k, v) for k, v in ARCH_DEFAULTS.items()}
 STEMS = ("cifar", "imagenet")
 
 # Widths per block (ResNet50: bottleneck middle width; its output is 4x that).
@@ -33,10 +49,27 @@ BLOCK_WIDTHS = {
 STEM_WIDTH = {"resnet20": 16, "resnet18": 64, "resnet50": 64}
 
 
-def batchnorm(channels: int, mode: str) -> nn.BatchNorm2d:
+def batchnorm(channels: int, mode: str, affine: bool = True) -> nn.BatchNorm2d:
     if mode == "supernet":
         return nn.BatchNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.BatchNorm2d(channels)
+    return nn.BatchNorm2d(channels, affine=affine)
+
+
+def init_convs(module: nn.Module, conv_init: str) -> None:
+    """Re-initialise every conv of `module` (kaiming_fan_out) or keep nn.Conv2d's own init (pytorch_default)."""
+    if conv_init not in CONV_INITS:
+        raise UsageError(f"unknown conv_init {conv_init!r}; known: {', '.join(CONV_INITS)}")
+    if conv_init == "kaiming_fan_out":
+        for m in module.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+def zero_last_bn(block: nn.Module) -> None:
+    """Start a residual block as the identity: its last BN's weight at 0 (when that BN is affine)."""
+    last = block.bn3 if isinstance(block, Bottleneck) else block.bn2
+    if last.weight is not None:
+        nn.init.zeros_(last.weight)
 
 
 class Conv(nn.Conv2d):
@@ -99,7 +132,8 @@ class PoolNet(nn.Module):
     """A ResNet of one search space; `positions` (unit indices that downsample) may change per forward pass."""
 
     def __init__(self, backbone: str, config: Config | None = None, num_classes: int = 10, bn: str = "standard",
-                 stem: str = "cifar", resnet50_d1_bug: bool = False):
+                 stem: str = "cifar", resnet50_d1_bug: bool = False, conv_init: str = "kaiming_fan_out",
+                 zero_init_residual: bool = False, stem_bn_affine: bool = True):
         super().__init__()
         space = get_space(backbone)
         if bn not in BN_MODES:
@@ -118,10 +152,11 @@ class PoolNet(nn.Module):
         stem_bn = "standard" if bn == "released" else bn
         c = STEM_WIDTH[backbone]
         if stem == "imagenet":
-            self.stem = nn.Sequential(nn.Conv2d(3, c, 7, 2, 3, bias=False), batchnorm(c, stem_bn), nn.ReLU(inplace=True),
-                                      nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(nn.Conv2d(3, c, 7, 2, 3, bias=False), batchnorm(c, stem_bn, stem_bn_affine),
+                                      nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
         else:
-            self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), batchnorm(c, stem_bn), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), batchnorm(c, stem_bn, stem_bn_affine),
+                                      nn.ReLU(inplace=True))
         blocks = []
         for width in BLOCK_WIDTHS[backbone]:
             block = Bottleneck(c, width, bn) if backbone == "resnet50" else BasicBlock(c, width, bn)
@@ -130,9 +165,10 @@ class PoolNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.fc = nn.Linear(c, num_classes)
         self.positions = self.resolve(config if config is not None else space.default)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_convs(self, conv_init)
+        if zero_init_residual:
+            for block in self.blocks:
+                zero_last_bn(block)
 
     def resolve(self, config: Config | tuple[int, ...]) -> tuple[int, ...]:
         """Downsampling positions of a config, applying the released ResNet50 indexing bug when asked."""
@@ -169,8 +205,9 @@ class PoolNet(nn.Module):
 
 
 def build_model(backbone: str, config: Config | str | None = None, num_classes: int = 10, bn: str = "standard",
-                stem: str = "cifar", resnet50_d1_bug: bool = False) -> PoolNet:
-    """A standalone network (or, with bn='supernet', a SuperNet that any config can run through)."""
+                stem: str = "cifar", resnet50_d1_bug: bool = False, **arch) -> PoolNet:
+    """A standalone network (or, with bn='supernet', a SuperNet that any config can run through); `arch`: the
+    options of `arch_options` (conv_init, zero_init_residual, stem_bn_affine)."""
     space = get_space(backbone)
     cfg = space.parse(config) if config is not None else space.default
-    return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug)
+    return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug, **arch)

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from poolnas.errors import UsageError
-from poolnas.arch.models import BN_MODES, BasicBlock, PoolNet
+from poolnas.arch.models import BN_MODES, BasicBlock, PoolNet, init_convs
 from poolnas.arch.spaces import RELAXED, Config
 
 SHARING = ("shared", "not-shared")
@@ -84,7 +84,7 @@ class RelaxedNet(nn.Module):
     """ResNet20 over the relaxed space; see the module docstring for the two forward modes and the sharing modes."""
 
     def __init__(self, num_classes: int = 10, *, bn: str = "supernet", sharing: str = "shared", init: str = "same",
-                 path=None):
+                 path=None, conv_init: str = "kaiming_fan_out", **arch):
         super().__init__()
         if sharing not in SHARING:
             raise UsageError(f"unknown weight sharing {sharing!r}; known: {', '.join(SHARING)}")
@@ -92,25 +92,24 @@ class RelaxedNet(nn.Module):
             raise UsageError(f"unknown init {init!r}; known: {', '.join(INITS)}")
         if bn not in BN_MODES:
             raise UsageError(f"unknown BN mode {bn!r}; known: {', '.join(BN_MODES)}")
-        base = PoolNet("resnet20", num_classes=num_classes, bn=bn)  # stem, blocks, head, initialised by PoolNet
-        self.sharing, self.init, self.bn_mode = sharing, init, bn
+        # stem, blocks, head, initialised by PoolNet (arch: zero_init_residual, stem_bn_affine)
+        base = PoolNet("resnet20", num_classes=num_classes, bn=bn, conv_init=conv_init, **arch)
+        self.sharing, self.init, self.bn_mode, self.conv_init = sharing, init, bn, conv_init
         self.stem = base.stem
         if sharing == "shared":
             self.blocks = base.blocks
         else:
-            self.blocks = nn.ModuleList(nn.ModuleList([block, *(self._copy(block, bn, init) for _ in
+            self.blocks = nn.ModuleList(nn.ModuleList([block, *(self._copy(block, bn, init, conv_init) for _ in
                                                                 range(1, N_LEVELS))]) for block in base.blocks)
         self.fc = base.fc
         self.path = as_path(path) if path is not None else RELAXED.from_config(base.space.default)
 
     @staticmethod
-    def _copy(block: BasicBlock, bn: str, init: str) -> BasicBlock:
+    def _copy(block: BasicBlock, bn: str, init: str, conv_init: str) -> BasicBlock:
         if init == "same":
             return copy.deepcopy(block)
         fresh = BasicBlock(block.conv1.in_channels, block.conv1.out_channels, bn)
-        for m in fresh.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        init_convs(fresh, conv_init)
         return fresh
 
     def block(self, b: int, level: int) -> nn.Module:
@@ -149,10 +148,10 @@ class RelaxedNet(nn.Module):
         return self.head(h)
 
 
-def build_standalone(path, num_classes: int = 10, bn: str = "standard") -> RelaxedNet:
+def build_standalone(path, num_classes: int = 10, bn: str = "standard", **arch) -> RelaxedNet:
     """A found relaxed architecture as a standalone network (one block per layer, single-path forward).
 
     With torch.manual_seed(s) before it, a path that is a ResNet20 config gets exactly the initial weights (same
     state-dict keys and values) and the function of `models.build_model("resnet20", config, bn=bn)`.
     """
-    return RelaxedNet(num_classes, bn=bn, sharing="shared", path=as_path(path))
+    return RelaxedNet(num_classes, bn=bn, sharing="shared", path=as_path(path), **arch)

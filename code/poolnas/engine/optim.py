@@ -27,7 +27,10 @@ def make_scheduler(optimizer, hp: dict, epochs: int):
     if hp.get("schedule", "cosine") == "multistep":
         main = lrs.MultiStepLR(optimizer, [max(m - warmup, 1) for m in hp["milestones"]], hp["gamma"])
     else:
-        main = lrs.CosineAnnealingLR(optimizer, max(epochs - warmup, 1), eta_min=hp.get("lr_min", 0.0))
+        # cosine_t_max "epochs+1": T_max one past the last epoch, as the released Food101 script (the lr never
+        # reaches lr_min); searches pass their epochs run (E + 1 with extra_epoch) and leave it at "epochs".
+        extra = 1 if hp.get("cosine_t_max", "epochs") == "epochs+1" else 0
+        main = lrs.CosineAnnealingLR(optimizer, max(epochs + extra - warmup, 1), eta_min=hp.get("lr_min", 0.0))
     if not warmup:
         return main
     first = lrs.ConstantLR(optimizer, warmup_options(hp)["warmup_factor"], total_iters=warmup)

@@ -15,27 +15,38 @@ from poolnas.errors import UsageError
 _DEVICE_LOCKS: list = []  # open lock files: held for the life of the process
 
 
-def free_gpu() -> torch.device:
-    """The first CUDA device no other poolnas process holds (a file lock per device), so that concurrent
-    Snakemake jobs on one machine each get their own GPU. Falls back to cuda:0 when all are taken."""
+def lock_path(index: int, slot: int) -> Path:
+    """The lock file of one job slot of one GPU (slot 0 keeps the one-job-per-GPU name)."""
+    return Path(tempfile.gettempdir()) / (f"poolnas-cuda{index}.lock" if slot == 0 else
+                                          f"poolnas-cuda{index}-slot{slot}.lock")
+
+
+def free_gpu(slots: int = 1) -> torch.device:
+    """A CUDA device with a job slot no other poolnas process holds (a file lock per slot), so that concurrent
+    Snakemake jobs on one machine share the GPUs `slots` jobs per device. Slots fill breadth first: every GPU's
+    first slot before any second one. Falls back to cuda:0 when all are taken. The lock is held for the life of
+    the process."""
     import fcntl
 
-    for index in range(torch.cuda.device_count()):
-        handle = open(Path(tempfile.gettempdir()) / f"poolnas-cuda{index}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            continue
-        _DEVICE_LOCKS.append(handle)
-        return torch.device("cuda", index)
+    if slots < 1:
+        raise UsageError(f"gpu_slots must be >= 1, got {slots}")
+    for slot in range(slots):
+        for index in range(torch.cuda.device_count()):
+            handle = open(lock_path(index, slot), "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            _DEVICE_LOCKS.append(handle)
+            return torch.device("cuda", index)
     return torch.device("cuda", 0)
 
 
-def resolve_device(spec: str) -> torch.device:
-    """auto: a free GPU when there is one, else the CPU; or exactly what was asked for."""
+def resolve_device(spec: str, gpu_slots: int = 1) -> torch.device:
+    """auto: a free GPU slot when there is a GPU, else the CPU; or exactly what was asked for."""
     if spec == "auto":
-        return free_gpu() if torch.cuda.is_available() else torch.device("cpu")
+        return free_gpu(gpu_slots) if torch.cuda.is_available() else torch.device("cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {spec!r} asked for, but this machine has no CUDA device; use --device cpu")
     return torch.device(spec)
@@ -55,6 +66,12 @@ def autocast(device: torch.device, precision: str):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# The random stream (of derive_seed) that orders every evaluation whose result depends on the batches' composition
+# (BN with batch statistics): the final search-validation evaluation and, when asked, the standalone test set.
+# The search's own streams (validation minibatches 1, sampler 2, random-search draw 3) are in search.base.
+EVAL_ORDER = 4
 
 
 def derive_seed(seed: int, stream: int) -> int:

@@ -65,7 +65,8 @@ def path_of(weights: torch.Tensor) -> tuple[int, ...]:
 
 class DartsSearch(SingleNetSearch):
     def build(self):
-        return RelaxedNet(self.num_classes, bn="supernet", sharing=self.spec.structure["sharing"], init=self.spec.structure["init"])
+        return RelaxedNet(self.num_classes, bn="supernet", sharing=self.spec.structure["sharing"],
+                          init=self.spec.structure["init"], conv_init=self.hp["conv_init"])
 
     @property
     def gaea(self) -> bool:

@@ -38,7 +38,8 @@ class MixtureSearch(SearchMethod):
         self.mix = balancing.Mixture(len(self.configs), M, epochs=hp["epochs"], ema=hp["ema"], t0=hp["t0"],
                                      tmax=hp["tmax"], kl_threshold=hp["kl_threshold"])
         self.nets = [to_device(build_model(self.space.name, num_classes=self.num_classes, bn="supernet",
-                                           stem=ctx.stem, resnet50_d1_bug=hp["resnet50_d1_bug"]),
+                                           stem=ctx.stem, resnet50_d1_bug=hp["resnet50_d1_bug"],
+                                           conv_init=hp["conv_init"]),
                                self.dev, ctx.channels_last) for _ in range(M)]
         self.opts = [make_optimizer(net.parameters(), hp) for net in self.nets]
         self.scheds = [make_scheduler(opt, hp, ctx.epochs_run) for opt in self.opts]

@@ -54,7 +54,8 @@ class RandomSearch(SearchMethod):
     def _build(self, k: int) -> None:
         torch.manual_seed(self.ctx.seed)
         self.net = to_device(build_model(self.space.name, self.picks[k], num_classes=self.num_classes, bn=self.bn,
-                                         stem=self.ctx.stem, resnet50_d1_bug=self.hp["resnet50_d1_bug"]),
+                                         stem=self.ctx.stem, resnet50_d1_bug=self.hp["resnet50_d1_bug"],
+                                         conv_init=self.hp["conv_init"]),
                              self.dev, self.ctx.channels_last)
         self.opt = make_optimizer(self.net.parameters(), self.hp)
         self.sched = make_scheduler(self.opt, self.hp, self.per[k])

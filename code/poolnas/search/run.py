@@ -14,8 +14,10 @@ config c, one search-validation minibatch (same batch size, shuffled stream, eva
 its accuracy into W[c, m], count. The step's one host sync reads the loss, the train hits and the validation
 hits together (the algorithm needs the validation accuracy before the next sample). At the end every
 (config, model) pair is evaluated on the whole search-validation split (`eval_batch_size` batches; batch
-statistics, so the batch size matters). The final P is the last epoch's balancing re-applied to the final W.
-c and m come from a CPU generator seeded by (seed, epoch), so a resumed run draws what an uninterrupted one does.
+statistics, so the batch size and the batches' class mix matter: `eval_order` shuffled, the default, reads the
+split in one fixed random order seeded by the run seed (stream `engine.runtime.EVAL_ORDER`), `index` in storage
+order, which is class-sorted on Food101; `eval_drop_last` drops the last partial batch, as the release did).
+The final P is the last epoch's balancing re-applied to the final W. c and m come from a CPU generator seeded by (seed, epoch), so a resumed run draws what an uninterrupted one does.
 
 Random search (`--method random --configs K`): K configs drawn uniformly without replacement (numpy, seeded by
 the run seed); each is trained standalone (the protocol's BN mode, torch.manual_seed(seed) init, the search's
@@ -68,7 +70,7 @@ from poolnas.data.loader import Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import warmup_options
-from poolnas.engine.runtime import derive_seed, log, resolve_device, setup_runtime
+from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries, sig, write_json
 from poolnas.search import methods
@@ -187,7 +189,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
     hp, budget_note = scaled_budget(hp, spec, models, configs, budget_models)
     params = prof.dataset_params(dataset)
-    dev = resolve_device(device or prof.device)
+    dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)
 
     data = datasets.open_dataset(dataset, Path(data_dir) / "cache", Path(data_dir) / "raw", **params)
@@ -197,7 +199,9 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
-               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, **warmup_options(hp),
+               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, "eval_order": hp["eval_order"],
+               "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
+               **warmup_options(hp),
                "search_budget": budget_note}
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
@@ -206,8 +210,12 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
                                         indices=train_idx, seed=seed, device=dev)
-    eval_loader = Loader.from_prepared(data, "train", hp["eval_batch_size"], augment=False, shuffle=False,
-                                       indices=val_idx, device=dev)
+    # Batch-statistics BN (SuperNets, relaxed nets, 'released' mode's first BN): the batches' class mix changes the
+    # numbers, so the final evaluation sees one fixed random order of the split (eval_order: shuffled), never the
+    # storage order, which is class-sorted for some datasets (Food101).
+    eval_loader = Loader.from_prepared(data, "train", hp["eval_batch_size"], augment=False,
+                                       shuffle=hp["eval_order"] == "shuffled", drop_last=hp["eval_drop_last"],
+                                       indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev)
     val_stream = None if spec.family == "random" else Loader.from_prepared(
         data, "train", hp["batch_size"], augment=False, shuffle=True, indices=val_idx,
         seed=derive_seed(seed, VAL_STREAM), device=dev)

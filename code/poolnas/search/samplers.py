@@ -83,7 +83,8 @@ def _pick(configs, acc) -> dict:
 
 class SposSearch(SingleNetSearch):
     def build(self):
-        return RelaxedNet(self.num_classes, bn="supernet", sharing="not-shared", init=self.bl["spos_init"])
+        return RelaxedNet(self.num_classes, bn="supernet", sharing="not-shared", init=self.bl["spos_init"],
+                          conv_init=self.hp["conv_init"])
 
     def setup(self):
         self.relaxed = self.spec.structure["paths"] == "relaxed"
@@ -253,7 +254,7 @@ class ConfigSamplerSearch(SingleNetSearch):
 
     def build(self):
         return build_model(self.space.name, num_classes=self.num_classes, bn="supernet", stem=self.ctx.stem,
-                           resnet50_d1_bug=self.hp["resnet50_d1_bug"])
+                           resnet50_d1_bug=self.hp["resnet50_d1_bug"], conv_init=self.hp["conv_init"])
 
     def setup(self):
         self.configs = list(self.space)

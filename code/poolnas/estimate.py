@@ -1,0 +1,134 @@
+"""Job counts and estimated GPU-hours of a profile, from forward FLOPs (arch.cost) and effective GPU rates.
+
+`snakemake -n all --config profile=gpu1` prints this for the profile it runs (and the paper profile's total
+beside it); `python -m poolnas.estimate gpu1 paper` prints it alone.
+
+Cost of a job, in FLOPs (a multiply-add is 2 FLOPs; a training step costs 3 forward passes: forward, backward
+of activations and of weights):
+    train    epochs x train images x 3 x 2 x MACs(config), plus each test evaluation (eval_every, the last epoch)
+    search   epochs run x search-train images x (3 + 1) x 2 x mean MACs over the space (one training step and one
+             validation minibatch per step: mixture, SPOS, MCTS, SBE), DARTS x 3 (the three resolutions of every
+             block) + an alpha step; random search 3 instead of 3 + 1; plus the final evaluation of every
+             (config, model) pair on the search-validation half (mixture: configs x M; samplers: configs)
+    retrain  every search's pick x the retrain seeds (an upper bound: picks shared by searches are retrained
+             once), priced as the default config (the picks are not known before the searches run)
+Rates (effective FLOP/s of one V100-class GPU, calibrated on the authors' released compute, paper.md section 6):
+    ResNet20 standalone: the released default [4,3,3], 200 epochs of 50,000 CIFAR10 images, took 1.5 GPU-hours;
+    ResNet20 search: the released balanced mixture (M = 4, 101 epochs) took 6 GPU-hours (the search loop
+    uses the GPU less well: small batches, a host sync per step, configs switching);
+    ResNet18/50: assumed 10x ResNet20's rates (wider layers keep a GPU busy; not calibrated: the released
+    Food101 figures, e.g. 2 GPU-hours for the default, are not consistent with 90 epochs at 224 pixels on a V100).
+These are estimates for planning (a newer GPU is faster; `gpu_slots` > 1 runs several small jobs at once), not
+measurements; `make gpu-check` measures the rates of one GPU.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from poolnas import plan, settings
+from poolnas.arch.spaces import RELAXED, get_space
+
+HOUR = 3600.0
+SIZES = {"cifar10": (50_000, 10_000, 32), "cifar100": (50_000, 10_000, 32), "food101": (75_750, 25_250, 224)}
+RELEASED_TRAIN_HOURS, RELEASED_SEARCH_HOURS = 1.5, 6.0  # ResNet20 default 200 epochs; mixture M = 4, 101 epochs
+BIG_BACKBONE_SPEEDUP = 10.0
+
+
+def dataset_size(prof: settings.Settings, dataset: str) -> tuple[int, int, int]:
+    """(train images, test images, image size) of a dataset."""
+    if dataset in SIZES:
+        return SIZES[dataset]
+    p = prof.dataset_params(dataset)
+    return p["train"], p["test"], p["size"]
+
+
+@lru_cache(maxsize=None)
+def macs(backbone: str, slug: str | None, image_size: int) -> float:
+    """Forward MACs of one image: a config (slug), or the mean over the space (None)."""
+    from poolnas.arch.cost import count_macs
+
+    space = get_space(backbone)
+    stem = "imagenet" if image_size >= 128 else "cifar"
+    configs = list(space) if slug is None else [space.parse(slug)]
+    return sum(count_macs(backbone, c, image_size, 10, stem) for c in configs) / len(configs)
+
+
+def train_flops(epochs: int, n_train: int, n_test: int, evals: int, m: float) -> float:
+    return 2 * m * (3 * epochs * n_train + evals * n_test)
+
+
+def search_flops(name: str, epochs_run: int, n_train: int, configs: int, m: float) -> float:
+    method, models, candidates, _ = plan.parse_search_name(name)
+    half = n_train // 2
+    per_step = {"random": 3, "darts": 3 * 3 + 3}.get(method.split("-")[0], 3 + 1)
+    pairs = configs * (models or 1) if method != "random" else (candidates or 1)
+    return 2 * m * (epochs_run * half * per_step + pairs * half)
+
+
+@lru_cache(maxsize=None)
+def rates() -> tuple[float, float]:
+    """(train, search) effective FLOP/s of ResNet20 on one V100-class GPU, from the released compute."""
+    default = macs("resnet20", get_space("resnet20").default.slug, 32)
+    train = train_flops(200, 50_000, 10_000, 20, default) / (RELEASED_TRAIN_HOURS * HOUR)
+    search = search_flops("mixture-M4", 101, 50_000, 36, macs("resnet20", None, 32)) / (RELEASED_SEARCH_HOURS * HOUR)
+    return train, search
+
+
+def rate(backbone: str, kind: str) -> float:
+    train, search = rates()
+    r = search if kind == "search" else train
+    return r if backbone == "resnet20" else r * BIG_BACKBONE_SPEEDUP
+
+
+def evaluations(hp: dict) -> int:
+    every = hp.get("eval_every") or 0
+    return (hp["epochs"] // every if every else 0) + 1
+
+
+def estimate(profile) -> list[dict]:
+    """One row per (study, kind): jobs and GPU-hours."""
+    prof = settings.resolve(profile)
+    rows = []
+    for s in prof.studies:
+        d, b = s["dataset"], s["backbone"]
+        n_train, n_test, size = dataset_size(prof, d)
+        hp = prof.protocol(b, d)
+        configs = settings.groundtruth_configs(s)
+        gt_seeds = len(s["groundtruth"]["seeds"])
+        gt = sum(train_flops(hp["epochs"], n_train, n_test, evaluations(hp), macs(b, c.slug, size)) for c in configs)
+        rows.append({"study": f"{d}/{b}", "kind": "groundtruth", "jobs": len(configs) * gt_seeds,
+                     "hours": gt * gt_seeds / rate(b, "train") / HOUR})
+        sh = prof.search(b, d)
+        epochs_run = sh["epochs"] + (1 if sh["extra_epoch"] else 0)
+        names = plan.search_names(s)
+        jobs = sum(len(plan.search_seeds(s, n)) for n in names)
+        flops = sum(search_flops(n, epochs_run, n_train, len(get_space(b)), macs(b, None, size))
+                    * len(plan.search_seeds(s, n)) for n in names)
+        rows.append({"study": f"{d}/{b}", "kind": "search", "jobs": jobs, "hours": flops / rate(b, "search") / HOUR})
+        retrain = jobs * len(s["retrain"]["seeds"])
+        one = train_flops(hp["epochs"], n_train, n_test, evaluations(hp), macs(b, get_space(b).default.slug, size))
+        rows.append({"study": f"{d}/{b}", "kind": "retrain (at most)", "jobs": retrain,
+                     "hours": retrain * one / rate(b, "train") / HOUR})
+    return rows
+
+
+def report(profile) -> str:
+    prof = settings.resolve(profile)
+    rows = estimate(prof)
+    total_jobs, total_hours = sum(r["jobs"] for r in rows), sum(r["hours"] for r in rows)
+    lines = [f"profile {prof.name}: {total_jobs} training/search jobs (retraining at most), estimated "
+             f"{total_hours:,.1f} GPU-hours on one V100-class GPU (poolnas.estimate: FLOPs at rates calibrated on "
+             f"the released compute; not measured)"]
+    lines += [f"  {r['study']:<18} {r['kind']:<18} {r['jobs']:>5} jobs {r['hours']:>10,.1f} GPU-h" for r in rows]
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> None:
+    for name in names or ["paper"]:
+        print(report(name))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,39 @@
+"""GPU-hour estimates: calibrated so that the released ResNet20 runs cost what the authors reported (V100)."""
+
+import pytest
+
+from poolnas import estimate, settings
+
+
+def released_resnet20() -> dict:
+    """The paper profile cut to one default ResNet20 run (200 epochs, tested every 10) and one M = 4 search."""
+    prof = settings.load("paper")
+    prof["studies"] = [{"dataset": "cifar10", "backbone": "resnet20", "groundtruth": {"configs": ["default"],
+                        "seeds": [0]}, "search": {"seeds": [0], "mixture": [4]}, "retrain": {"seeds": [0]}}]
+    prof["search"]["resnet20"]["epochs"] = 100  # + the extra epoch: the released 101
+    return prof
+
+
+def test_calibration_reproduces_the_released_compute():
+    rows = {r["kind"]: r for r in estimate.estimate(released_resnet20())}
+    assert rows["groundtruth"]["jobs"] == 1 and rows["groundtruth"]["hours"] == pytest.approx(1.5, rel=0.01)
+    assert rows["search"]["jobs"] == 1 and rows["search"]["hours"] == pytest.approx(6.0, rel=0.01)
+    assert rows["retrain (at most)"]["jobs"] == 1
+
+
+def test_costs_scale_with_epochs_configs_and_models():
+    base = released_resnet20()
+    longer = released_resnet20()
+    longer["protocols"]["resnet20"]["epochs"] = 400
+    longer["studies"][0]["search"]["mixture"] = [4, 8]
+    a = {r["kind"]: r["hours"] for r in estimate.estimate(base)}
+    b = {r["kind"]: r["hours"] for r in estimate.estimate(longer)}
+    assert b["groundtruth"] == pytest.approx(2 * a["groundtruth"], rel=0.02)
+    assert b["search"] > 2 * a["search"]  # M = 8 evaluates twice the (config, model) pairs
+
+
+def test_gpu1_profile_is_about_one_gpu_day_and_the_report_names_it():
+    hours = sum(r["hours"] for r in estimate.estimate("gpu1"))
+    assert 12 <= hours <= 30
+    text = estimate.report("gpu1")
+    assert text.startswith("profile gpu1:") and "GPU-hours" in text and "groundtruth" in text

@@ -20,7 +20,7 @@ LAYERS = [
     {"poolnas.standalone", "poolnas.search"},
     {"poolnas.plan"},
     {"poolnas.analysis"},
-    {"poolnas.cli", "poolnas.__main__"},
+    {"poolnas.cli", "poolnas.__main__", "poolnas.argcheck"},
 ]
 
 

@@ -206,9 +206,12 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
         return target
     params = check_twoscale_params(params) if spec.name == "twoscale" else {}
     created = _missing_ancestors(target.parent)  # removed again if nothing is prepared (a missing dataset)
-    target.parent.mkdir(parents=True, exist_ok=True)
     root = Path(data_root).expanduser().resolve() if data_root is not None and spec.source else None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as err:  # a read-only data directory without this cache
+        raise UsageError(f"cannot create the cache of {name} in {target.parent} ({err.strerror or err})") from None
     try:
         built = spec.build(spec, params, root, download, tmp)
         files = {}

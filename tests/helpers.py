@@ -118,7 +118,8 @@ def random_record(dataset, backbone, k, seed, gt: dict, profile="synthetic"):
 
 
 def darts_record(dataset, seed, path="000111222", profile="synthetic"):
-    return {"kind": "search", "method": "darts", "models": 1, "candidates": None, "dataset": dataset,
+    """A DARTS search in search.darts's format: models null, the argmax path selected (no config when it is none)."""
+    return {"kind": "search", "method": "darts", "models": None, "candidates": None, "dataset": dataset,
             "backbone": "resnet20", "seed": seed, "profile": profile,
             "selected": {"config": None, "index": None, "rule": "argmax_alpha", "path": path},
             "steps": 100, "wall_seconds": 20.0, "hparams": {}, "options": {}, "provenance": {}}
@@ -148,7 +149,7 @@ def make_results(root: Path, configs="all", gt_seeds=(0, 1, 2), models=(1, 2, 4,
                    random_record(dataset, "resnet20", random_k, s, gt))
     if darts:
         for s in search_seeds:
-            _write(runs / f"search/{dataset}/resnet20/darts-M1/seed{s}.json", darts_record(dataset, s))
+            _write(runs / f"search/{dataset}/resnet20/darts/seed{s}.json", darts_record(dataset, s))
     return root
 
 

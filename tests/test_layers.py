@@ -14,13 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "code" / "poolnas"
 # Bottom to top; a module may import from its own layer and the layers below it, never above.
 LAYERS = [
     {"poolnas", "poolnas.errors", "poolnas.records"},
-    {"poolnas.arch", "poolnas.data"},
+    {"poolnas.arch", "poolnas.data", "poolnas.schemas"},
     {"poolnas.settings"},
     {"poolnas.engine"},
     {"poolnas.standalone", "poolnas.search"},
     {"poolnas.plan", "poolnas.estimate"},
     {"poolnas.analysis"},
-    {"poolnas.cli", "poolnas.__main__"},
+    {"poolnas.cli", "poolnas.__main__", "poolnas.argcheck"},
 ]
 
 

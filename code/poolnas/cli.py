@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from poolnas import plan
+from poolnas import argcheck, plan
 from poolnas.errors import UsageError
 
 
@@ -28,9 +28,10 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _non_negative(value: int, flag: str) -> None:
-    if value < 0:
-        raise UsageError(f"{flag} must be >= 0, got {value}")
+def _check_bootstrap(args, minimum: int = 0) -> None:
+    if args.bootstrap < minimum:
+        raise UsageError(f"--bootstrap must be >= {minimum}, got {args.bootstrap}")
+    argcheck.seed(args.seed)
 
 
 # --- space --------------------------------------------------------------------------------------------------
@@ -107,6 +108,9 @@ def _data_prepare(args) -> int:
     from poolnas.data.datasets import prepare
     from poolnas.data.twoscale import TWOSCALE_DEFAULTS
 
+    argcheck.output_dir(args.cache_dir, "--cache-dir")
+    if args.data_root and Path(args.data_root).exists():  # a missing one: the dataset's own message says what to put
+        argcheck.input_dir(args.data_root, "--data-root")
     params = {}
     if args.profile:  # the workflow's way: one source of truth for the generated set's parameters
         params = settings.resolve(args.profile).dataset_params(args.dataset)
@@ -152,12 +156,6 @@ def _add_run_arguments(p, *, what: str) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the profile's)")
 
 
-def _check_run_arguments(args) -> None:
-    _non_negative(args.seed, "--seed")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-
-
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one configuration standalone and write its record",
                        description="Standalone training of one configuration: ground truth and retraining.")
@@ -171,7 +169,7 @@ def _train(args) -> int:
     from poolnas.engine.loop import TrainingDiverged
     from poolnas.standalone import train_run
 
-    _check_run_arguments(args)
+    argcheck.run_arguments(args)
     try:
         record = train_run(profile=args.profile, dataset=args.dataset, backbone=args.backbone, config=args.config,
                            seed=args.seed, out=args.out, data_dir=args.data_dir, checkpoint=args.checkpoint,
@@ -203,7 +201,7 @@ def _search(args) -> int:
     from poolnas.search.balancing import BalancingError
     from poolnas.search.run import search_run
 
-    _check_run_arguments(args)
+    argcheck.run_arguments(args)
     checkpoint = args.checkpoint
     if checkpoint is None and args.checkpoint_dir is not None:
         checkpoint = Path(args.checkpoint_dir) / (Path(args.out).stem + ".pt")
@@ -249,7 +247,7 @@ def _add_rank(sub) -> None:
 def _rank(args) -> int:
     from poolnas.analysis.released import rank_released, read_released
 
-    _non_negative(args.bootstrap, "--bootstrap")
+    _check_bootstrap(args)
     if not 0 < args.level < 1:
         raise UsageError(f"--level must be between 0 and 1, got {args.level}")
     table = rank_released(read_released(args.path), n_boot=args.bootstrap, seed=args.seed, level=args.level)
@@ -280,7 +278,8 @@ def _verify_released(args) -> int:
     from poolnas.analysis.verify_released import read_published, render_markdown, verify
     from poolnas.records import atomic_write_text
 
-    _non_negative(args.bootstrap, "--bootstrap")
+    _check_bootstrap(args)
+    argcheck.output_file(args.out, "--out")
     tidy, pub = read_released(args.path), read_published(args.published)
     text = render_markdown(verify(tidy, pub, args.bootstrap, args.seed), Path(args.path), args.bootstrap, args.seed)
     if args.out:
@@ -317,8 +316,9 @@ def _add_aggregate(sub) -> None:
 def _aggregate(args) -> int:
     from poolnas.analysis.aggregate import collect, write
 
-    _non_negative(args.bootstrap, "--bootstrap")
-    frames = collect(_results_dir(args.results), n_boot=args.bootstrap, seed=args.seed)
+    _check_bootstrap(args)
+    argcheck.output_dir(_results_dir(args.results), "--results")  # the CSVs go beside runs/
+    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed)
     for path, frame in zip(write(args.results, frames), frames.values()):
         print(f"{path}: {len(frame)} rows")
     return 0
@@ -338,6 +338,7 @@ def _add_tables(sub) -> None:
 def _tables(args) -> int:
     from poolnas.analysis.tables import write_tables
 
+    argcheck.output_dir(args.out, "--out")
     for path in write_tables(args.results, args.published, args.out, args.only, args.dataset):
         print(path)
     return 0
@@ -357,6 +358,7 @@ def _figures(args) -> int:
     from poolnas.analysis.figures import make_figures
 
     results = _results_dir(args.results)
+    argcheck.output_dir(args.out, "--out")
     for name, result in make_figures(results, args.out, args.only, args.published, args.dataset).items():
         print(f"{name}: " + (", ".join(map(str, result)) if isinstance(result, list) else f"skipped ({result})"))
     return 0
@@ -377,8 +379,8 @@ def _add_verify(sub) -> None:
 def _verify(args) -> int:
     from poolnas.analysis.verify import write_report
 
-    if args.bootstrap < 1:
-        raise UsageError(f"--bootstrap must be >= 1, got {args.bootstrap}")
+    _check_bootstrap(args, minimum=1)
+    argcheck.output_file(args.out, "--out")
     text = write_report(args.results, args.published, args.out, args.released, args.bootstrap, args.seed, args.dataset)
     print(args.out if args.out else text, end="\n" if args.out else "")
     return 0

@@ -33,7 +33,8 @@ from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, war
 from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime, to_device
 from poolnas.engine.steps import evaluate, train_step
 from poolnas.errors import UsageError
-from poolnas.records import provenance, remove_stale_temporaries, write_json
+from poolnas.records import provenance, remove_stale_temporaries
+from poolnas.schemas import write_record
 
 
 def stem_for(data) -> str:
@@ -187,6 +188,6 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
         "macs": arch.macs(data.meta["image_size"][0], data.num_classes, stem),
         "hparams": hp, "options": options, "run_key": key, "provenance": provenance(dev),
     }
-    write_json(out, record)
+    write_record(out, record)  # checked against schemas/train.json first
     ckpt.remove()
     return record

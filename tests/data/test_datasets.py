@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from torch import nn
 
@@ -28,6 +29,7 @@ from poolnas.data.datasets import DATASETS, load, prepare, search_split
 from poolnas.errors import UsageError
 from poolnas.data.loader import Loader
 from poolnas.data.twoscale import make_twoscale
+from poolnas.settings import PROFILE_DIR
 
 SMALL = {"seed": 5, "size": 16, "classes": 4, "train": 120, "test": 40}
 
@@ -140,6 +142,85 @@ def test_load_refuses_a_cache_whose_checksum_does_not_match(tmp_path):
                                          r"python -m poolnas data prepare --dataset twoscale .*--force"):
         load(path)
     assert load(path, verify=False).test.labels.shape == (40,)  # the check is what refused it
+
+
+def _edit_meta(path, change):
+    meta = json.loads((path / "meta.json").read_text())
+    change(meta)
+    (path / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m.update(mean=[0.9, 0.9, 0.9]),  # the issue's silent wrong number: a different normalisation
+    lambda m: m.update(std=[m["std"][0] * 1.001, *m["std"][1:]]),
+    lambda m: m.update(classes=m.pop("classes")[::-1]),
+    lambda m: m.update(clases=m.pop("classes")),  # a damaged key (was a KeyError after the whole training)
+    lambda m: m["counts"].update(train=7),
+    lambda m: m.update(meta_sha256="0" * 64),
+], ids=["mean", "std", "classes-order", "damaged-key", "counts", "checksum"])
+def test_load_refuses_edited_metadata_with_the_rebuild_command(tmp_path, change):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    original = load(path).meta
+    _edit_meta(path, change)
+    with pytest.raises(UsageError, match=r"meta\.json does not match its meta_sha256 .*rebuild it with: "
+                                         r"python -m poolnas data prepare --dataset twoscale") as err:
+        load(path)
+    assert "\n" not in str(err.value)
+    for option in ("--force", *(f"--{k} {v}" for k, v in SMALL.items())):
+        assert option in str(err.value)
+    # the command it names repairs the cache, and the arrays (hence every run key) are the same as before
+    assert prepare("twoscale", None, tmp_path, force=True, **SMALL) == path
+    assert load(path).meta["files"] == original["files"] and load(path).mean == tuple(original["mean"])
+
+
+def test_metadata_is_checked_even_without_verifying_the_arrays(tmp_path):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    _edit_meta(path, lambda m: m.update(mean=[0.5, 0.5, 0.5]))
+    with pytest.raises(UsageError, match="does not match its meta_sha256"):
+        load(path, verify=False)
+
+
+def test_a_cache_without_a_metadata_checksum_is_refused_with_the_rebuild_command(tmp_path):
+    """Caches made before meta_sha256 existed: nothing vouches for their mean and std, so they are rebuilt
+    (same arrays, so the same run keys)."""
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    _edit_meta(path, lambda m: m.pop("meta_sha256"))
+    with pytest.raises(UsageError, match=r"has no checksum of its own .*rebuild it with: python -m poolnas data "
+                                         r"prepare --dataset twoscale --cache-dir .* --force"):
+        load(path)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"format\": 1", ""])
+def test_a_meta_json_that_is_no_object_is_refused(tmp_path, text):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+    (path / "meta.json").write_text(text)
+    with pytest.raises(UsageError, match=f"delete {path} and prepare it again"):
+        load(path)
+
+
+def test_a_consistent_but_incomplete_meta_json_is_refused(tmp_path):
+    path = prepare("twoscale", None, tmp_path, **SMALL)
+
+    def drop(m):
+        m.pop("recipe")
+        m["meta_sha256"] = datasets.meta_digest(m)  # re-signed by hand: the checksum alone would pass
+
+    _edit_meta(path, drop)
+    with pytest.raises(UsageError, match="lacks recipe; rebuild it with"):
+        load(path)
+
+
+def test_train_on_an_edited_cache_exits_2_with_one_line_and_writes_nothing(tmp_path, run_cli):
+    profile = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    params = profile["datasets"]["twoscale"]
+    path = prepare("twoscale", None, tmp_path / "data" / "cache", **params)
+    _edit_meta(path, lambda m: m.update(mean=[0.1, 0.1, 0.1]))
+    out = tmp_path / "out" / "r.json"
+    proc = run_cli("train", "--profile", "smoke", "--dataset", "twoscale", "--backbone", "resnet20", "--config",
+                   "4-3-3", "--seed", "0", "--out", out, "--data-dir", tmp_path / "data", "--threads", "1")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "meta_sha256" in proc.stderr and "--force" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 class Crash(Exception):
@@ -314,7 +395,7 @@ def test_missing_data_is_one_line_and_exit_status_2(tmp_path, capsys, name, arch
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
     assert f"{name} not found in {raw}" in err and f"put {archive} or the extracted {folder}/ in {raw}" in err
-    assert not (tmp_path / "cache" / name).exists()
+    assert not (tmp_path / "cache").exists()  # not even an empty cache directory
 
 
 @pytest.mark.parametrize("argv, message", [

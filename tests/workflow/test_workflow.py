@@ -66,6 +66,10 @@ def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
     assert len(runs) >= 8  # 4 configs x 2 seeds, plus any retrain that is not a ground-truth run
     # M = 1, 2, 4, 8, the equal-budget control, random search and the ten baselines of Tables 1 and 2
     assert len(list((results / "runs" / "search").rglob("*.json"))) == 16
+    from poolnas import schemas  # every record the DAG wrote matches its schema (checked on write too)
+
+    for path in (results / "runs").rglob("seed*.json"):
+        schemas.read_record(path, path.relative_to(results / "runs").parts[0])
     for csv in ["groundtruth", "search", "search_eval", "retrain", "ranking"]:
         assert (results / f"{csv}.csv").stat().st_size > 0, csv
     for table in ["table1", "table2", "table3", "table4"]:

@@ -16,7 +16,6 @@ accuracy over seeds, and only configs that have both are ranked.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from scipy.stats import ConstantInputWarning
 from poolnas import plan
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
+from poolnas.schemas import read_record
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.analysis.stats import DEFAULT_KS, ranking_table, seed_bootstrap_ci
 
@@ -69,13 +69,6 @@ INT_COLUMNS = {"index", "seed", "epochs", "steps", "params", "macs", "models", "
 # --- reading records ----------------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"cannot read record {path}: {err}") from None
-
-
 def search_name(record: dict) -> str:
     """The directory name of a search (`plan.search_name`)."""
     return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"),
@@ -83,16 +76,11 @@ def search_name(record: dict) -> str:
 
 
 def records(results: str | Path, kind: str) -> list[dict]:
-    """Every record of a kind ("train" or "search") under results/runs, in path order (hidden files skipped)."""
+    """Every record of a kind ("train" or "search") under results/runs, in path order (hidden files skipped), each
+    checked against its schema (`poolnas.schemas`): a bad one stops the command with one line naming file and field."""
     root = Path(results) / "runs" / kind
     paths = sorted(p for p in root.rglob("seed*.json") if not any(part.startswith(".") for part in p.parts))
-    out = []
-    for path in paths:
-        record = _read(path)
-        if record.get("kind") != kind:
-            raise UsageError(f"{path}: kind is {record.get('kind')!r}, expected {kind!r} under runs/{kind}/")
-        out.append(record | {"_path": str(path)})
-    return out
+    return [read_record(path, kind) | {"_path": str(path)} for path in paths]
 
 
 def _steps(record: dict) -> int:

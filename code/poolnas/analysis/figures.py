@@ -9,7 +9,6 @@ so the same results give the same bytes. A figure whose data do not exist is not
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +25,7 @@ from poolnas import plan
 from poolnas.errors import UsageError  # noqa: E402
 from poolnas.records import atomic_write_bytes, atomic_write_text  # noqa: E402
 from poolnas.arch.spaces import RELAXED, SPACES  # noqa: E402
+from poolnas.schemas import read_record  # noqa: E402
 from poolnas.analysis.stats import seed_spread, trend_line  # noqa: E402
 
 SPACE = SPACES["resnet20"]
@@ -228,7 +228,7 @@ def figure5(d: Data):
     path = d.results / "runs" / "search" / d.dataset / "resnet20" / f"mixture-M{m}" / f"seed{seed}.json"
     if not path.is_file():
         raise Skip(f"the record {path} (P(m|c) per epoch) is not in the results")
-    epochs = json.loads(path.read_text())["epochs"]
+    epochs = read_record(path, "search")["epochs"]
     picks = sorted(set(np.linspace(0, len(epochs) - 1, min(5, len(epochs))).round().astype(int)))
     configs = [c.name for c in SPACE]
     fig, axes = plt.subplots(1, len(picks), figsize=(7.0, 5.2), sharey=True)

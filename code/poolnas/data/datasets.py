@@ -7,7 +7,10 @@ Cache (`prepare` writes it, `load` reads it): one directory per dataset (and per
     {train,test}_images.npy   uint8 (N, H, W, 3), raw .npy so that big sets are read memory-mapped
     {train,test}_labels.npy   int64 (N,)
     meta.json                 classes, counts, image size, mean/std, params, source, provenance, and the
-                              sha256 of every .npy file; `load` refuses files that do not match.
+                              sha256 of every .npy file; `load` refuses files that do not match. Its own
+                              field `meta_sha256` is the sha256 of the rest of meta.json (`meta_digest`), so an
+                              edited mean or a damaged key is refused like a damaged array, with the command
+                              that rebuilds the cache. (`files`, which the run keys hash, is unchanged by it.)
 It is written into a temporary sibling directory and renamed into place at the end, so a crash never leaves a
 partial cache under the target name.
 
@@ -202,9 +205,13 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
     if (target / "meta.json").is_file() and not force:
         return target
     params = check_twoscale_params(params) if spec.name == "twoscale" else {}
-    target.parent.mkdir(parents=True, exist_ok=True)
+    created = _missing_ancestors(target.parent)  # removed again if nothing is prepared (a missing dataset)
     root = Path(data_root).expanduser().resolve() if data_root is not None and spec.source else None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as err:  # a read-only data directory without this cache
+        raise UsageError(f"cannot create the cache of {name} in {target.parent} ({err.strerror or err})") from None
     try:
         built = spec.build(spec, params, root, download, tmp)
         files = {}
@@ -219,13 +226,35 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
                 "counts": {s: files[f"{s}_labels.npy"]["shape"][0] for s in SPLITS},
                 "image_size": train_shape[1:3], "mean": list(spec.mean or ()), "std": list(spec.std or ()),
                 **built, "files": files, "provenance": provenance()}
+        meta["meta_sha256"] = meta_digest(meta)
         write_json(tmp / "meta.json", meta)
         _share_like_normal_files(tmp)
         _move_into_place(tmp, target, replace=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for directory in created:  # deepest first; only if still empty (a concurrent prepare may use it)
+            try:
+                directory.rmdir()
+            except OSError:
+                break
         raise
     return target
+
+
+def _missing_ancestors(directory: Path) -> list[Path]:
+    """`directory` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for d in [directory, *directory.parents]:
+        if d.exists():
+            break
+        missing.append(d)
+    return missing
+
+
+def meta_digest(meta: dict) -> str:
+    """The sha256 of a cache's metadata without its own `meta_sha256` field (canonical JSON: sorted keys)."""
+    rest = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _share_like_normal_files(directory: Path) -> None:
@@ -290,11 +319,18 @@ class Prepared:
         return getattr(self, name)
 
 
+META_FIELDS = ("format", "dataset", "params", "recipe", "counts", "image_size", "mean", "std", "classes", "files")
+
+
 def rebuild_command(meta: dict, path: Path) -> str:
-    cmd = f"python -m poolnas data prepare --dataset {meta.get('dataset', '?')} --cache-dir {path.parent} --force"
-    if meta.get("data_root"):
+    """The `data prepare --force` line that rebuilds a cache (from its metadata, which may be damaged: the
+    dataset name, root and parameters are shown as they are; a damaged name shows as ?)."""
+    name = meta.get("dataset") if meta.get("dataset") in DATASETS else "?"
+    cmd = f"python -m poolnas data prepare --dataset {name} --cache-dir {path.parent} --force"
+    if isinstance(meta.get("data_root"), str):
         cmd += f" --data-root {meta['data_root']}"
-    return cmd + "".join(f" --{k} {v}" for k, v in (meta.get("params") or {}).items())
+    params = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    return cmd + "".join(f" --{k} {v}" for k, v in params.items())
 
 
 def load(path: str | os.PathLike, *, verify: bool = True, mmap: bool | None = None) -> Prepared:
@@ -308,11 +344,25 @@ def load(path: str | os.PathLike, *, verify: bool = True, mmap: bool | None = No
                          f"python -m poolnas data prepare --dataset NAME --cache-dir {path.parent}")
     try:
         meta = read_json(path / "meta.json")
-    except ValueError:  # an unreadable meta.json cannot say how to rebuild itself
-        raise UsageError(f"{path / 'meta.json'} is not valid JSON; delete {path} and prepare it again") from None
+    except (ValueError, OSError) as err:  # an unreadable meta.json cannot say how to rebuild itself
+        raise UsageError(f"{path / 'meta.json'} cannot be read ({type(err).__name__}); delete {path} and prepare "
+                         "it again") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path / 'meta.json'} is not a cache's metadata (a JSON object); delete {path} and "
+                         "prepare it again")
     if meta.get("format") != CACHE_FORMAT:
         raise UsageError(f"{path} has cache format {meta.get('format')}, this code reads {CACHE_FORMAT}; "
                          f"rebuild it with: {rebuild_command(meta, path)}")
+    if "meta_sha256" not in meta:  # made before the metadata had a checksum: nothing vouches for mean, std, ...
+        raise UsageError(f"{path / 'meta.json'} has no checksum of its own (made by an older poolnas); "
+                         f"rebuild it with: {rebuild_command(meta, path)}")
+    if meta["meta_sha256"] != meta_digest(meta):
+        raise UsageError(f"{path / 'meta.json'} does not match its meta_sha256 (edited or corrupt metadata); "
+                         f"rebuild it with: {rebuild_command(meta, path)}")
+    missing = [k for k in META_FIELDS if k not in meta]
+    if missing:  # a consistent but incomplete file: written by hand, not by prepare
+        raise UsageError(f"{path / 'meta.json'} lacks {', '.join(missing)}; rebuild it with: "
+                         f"{rebuild_command(meta, path)}")
     arrays = {}
     for file, info in meta["files"].items():
         if verify and (not (path / file).is_file() or _sha256(path / file) != info["sha256"]):

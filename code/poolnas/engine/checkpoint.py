@@ -45,7 +45,7 @@ class Checkpoint:
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure to read means: not a usable checkpoint
-            aside = self.path.with_name(f"{self.path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}")
+            aside = self._aside_name()
             self.path.rename(aside)
             log(f"warning: checkpoint {self.path} cannot be read ({type(err).__name__}); set aside as {aside.name}, "
                 "starting this run from scratch")
@@ -53,6 +53,14 @@ class Checkpoint:
         if not isinstance(saved, dict) or saved.get("format") != FORMAT or saved.get("key") != self.key:
             return None
         return saved["state"]
+
+    def _aside_name(self) -> Path:
+        """`<name>.unreadable-<time>`, with a counter when another file was set aside in the same second."""
+        stem = f"{self.path.name}.unreadable-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside, n = self.path.with_name(stem), 1
+        while aside.exists():
+            aside, n = self.path.with_name(f"{stem}-{n}"), n + 1
+        return aside
 
     def save(self, state: dict) -> None:
         atomic_torch_save({"format": FORMAT, "key": self.key, "state": state}, self.path)

@@ -72,7 +72,8 @@ from poolnas.engine.loop import fit
 from poolnas.engine.optim import warmup_options
 from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime
 from poolnas.errors import UsageError
-from poolnas.records import provenance, remove_stale_temporaries, sig, write_json
+from poolnas.records import provenance, remove_stale_temporaries, sig
+from poolnas.schemas import write_record
 from poolnas.search import methods
 from poolnas.search.base import VAL_STREAM
 from poolnas.standalone import stem_for
@@ -138,7 +139,7 @@ def search_run(**kwargs) -> dict:
               "search_val": ctx.search_val, "hparams": ctx.hp, "options": ctx.options, "run_key": ctx.key,
               "provenance": provenance(ctx.dev)}
     record = sig(record)
-    write_json(ctx.out, record)
+    write_record(ctx.out, record)  # checked against schemas/search.json first
     ctx.checkpoint.remove()
     return record
 

@@ -37,3 +37,19 @@ def test_gpu1_profile_is_about_one_gpu_day_and_the_report_names_it():
     assert 12 <= hours <= 30
     text = estimate.report("gpu1")
     assert text.startswith("profile gpu1:") and "GPU-hours" in text and "groundtruth" in text
+
+
+def test_search_length_follows_the_budget_option_as_the_search_resolves_it():
+    import copy
+
+    from poolnas import estimate, settings
+
+    raw = copy.deepcopy(settings.load("smoke"))
+    E = raw["search"]["resnet20"]["epochs"]
+    total = settings.resolve(raw)
+    raw["search"]["resnet20"]["budget"] = "per_supernet"
+    per = settings.resolve(raw)
+    run = lambda prof, name: estimate.search_epochs_run(prof, "resnet20", "twoscale", name)  # noqa: E731
+    assert run(total, "mixture-M8") == run(total, "mixture-M1") == E + 1
+    assert run(per, "mixture-M8") == 8 * E + 1 and run(per, "mixture-budget-M1-B8") == 8 * E + 1
+    assert run(per, "random-K2") == 2 * E + 1 and run(per, "darts") == E + 1

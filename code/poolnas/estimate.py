@@ -28,6 +28,7 @@ import sys
 from functools import lru_cache
 
 from poolnas import plan, settings
+from poolnas.search import methods
 from poolnas.arch.spaces import RELAXED, get_space
 
 HOUR = 3600.0
@@ -57,6 +58,14 @@ def macs(backbone: str, slug: str | None, image_size: int) -> float:
 
 def train_flops(epochs: int, n_train: int, n_test: int, evals: int, m: float) -> float:
     return 2 * m * (3 * epochs * n_train + evals * n_test)
+
+
+def search_epochs_run(prof, backbone: str, dataset: str, name: str) -> int:
+    """Epochs a search runs, with the profile's budget option resolved as the search itself resolves it."""
+    method, models, candidates, budget_models = plan.parse_search_name(name)
+    hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
+    hp, _ = methods.scaled_budget(hp, methods.METHODS[method], models, candidates, budget_models)
+    return hp["epochs"] + (1 if hp["extra_epoch"] else 0)
 
 
 def search_flops(name: str, epochs_run: int, n_train: int, configs: int, m: float) -> float:
@@ -100,11 +109,9 @@ def estimate(profile) -> list[dict]:
         gt = sum(train_flops(hp["epochs"], n_train, n_test, evaluations(hp), macs(b, c.slug, size)) for c in configs)
         rows.append({"study": f"{d}/{b}", "kind": "groundtruth", "jobs": len(configs) * gt_seeds,
                      "hours": gt * gt_seeds / rate(b, "train") / HOUR})
-        sh = prof.search(b, d)
-        epochs_run = sh["epochs"] + (1 if sh["extra_epoch"] else 0)
         names = plan.search_names(s)
         jobs = sum(len(plan.search_seeds(s, n)) for n in names)
-        flops = sum(search_flops(n, epochs_run, n_train, len(get_space(b)), macs(b, None, size))
+        flops = sum(search_flops(n, search_epochs_run(prof, b, d, n), n_train, len(get_space(b)), macs(b, None, size))
                     * len(plan.search_seeds(s, n)) for n in names)
         rows.append({"study": f"{d}/{b}", "kind": "search", "jobs": jobs, "hours": flops / rate(b, "search") / HOUR})
         retrain = jobs * len(s["retrain"]["seeds"])

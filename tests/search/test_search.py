@@ -244,7 +244,7 @@ def test_evaluate_all_equals_per_pair_evaluation(tiny):
     ("per_supernet", "random", {"configs": 2}, 6), ("per_supernet", "darts", {}, 3)])
 def test_the_budget_option_scales_the_search_length(budget, method, size, expected):
     from poolnas.search import methods
-    from poolnas.search.run import scaled_budget
+    from poolnas.search.methods import scaled_budget
 
     hp = {"epochs": 3, "budget": budget, "baseline_budget": 1}
     spec = methods.METHODS[method]

@@ -196,3 +196,18 @@ def first_max(values) -> int:
     """Index of the first maximum (ties go to the lowest index)."""
     values = list(values)
     return values.index(max(values))
+
+
+def scaled_budget(hp: dict, spec: Method, models, configs, budget_models) -> tuple[dict, str]:
+    """The search settings with `epochs` resolved for the budget option, and the option's text for the record.
+
+    budget `total` (the release) keeps the profile's E epochs for every search. `per_supernet` runs a mixture of M
+    for M x E epochs (each SuperNet then gets about E epochs of steps), random search with K candidates K x E (the
+    M = K mixture's budget), a baseline `baseline_budget` x E, and the mixture-budget control B x E."""
+    budget_of = (budget_models if spec.takes_budget else models if spec.size == "models"
+                 else configs if spec.size == "configs" else hp["baseline_budget"])
+    scale = budget_of if hp["budget"] == "per_supernet" else 1
+    base = hp["epochs"]
+    note = (f"{hp['budget']}: {scale} x {base} epochs" + (f" (the budget of {budget_of} SuperNets)"
+                                                         if hp["budget"] == "per_supernet" else ""))
+    return {**hp, "epochs": base * scale}, note

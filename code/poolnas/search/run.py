@@ -188,7 +188,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     elif budget_models is not None:
         raise UsageError(f"--budget-models applies to --method mixture-budget only, not {method}")
     hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
-    hp, budget_note = scaled_budget(hp, spec, models, configs, budget_models)
+    hp, budget_note = methods.scaled_budget(hp, spec, models, configs, budget_models)
     params = prof.dataset_params(dataset)
     dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)
@@ -228,17 +228,3 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         checkpoint=Checkpoint(checkpoint or default_path(out), key), out=Path(out), after_epoch=after_epoch,
         name=f"{dataset}/{backbone} {method} seed {seed}")
 
-
-def scaled_budget(hp: dict, spec: methods.Method, models, configs, budget_models) -> tuple[dict, str]:
-    """The search settings with `epochs` resolved for the budget option, and the option's text for the record.
-
-    budget `total` (the release) keeps the profile's E epochs for every search. `per_supernet` runs a mixture of M
-    for M x E epochs (each SuperNet then gets about E epochs of steps), random search with K candidates K x E (the
-    M = K mixture's budget), a baseline `baseline_budget` x E, and the mixture-budget control B x E."""
-    budget_of = (budget_models if spec.takes_budget else models if spec.size == "models"
-                 else configs if spec.size == "configs" else hp["baseline_budget"])
-    scale = budget_of if hp["budget"] == "per_supernet" else 1
-    base = hp["epochs"]
-    note = (f"{hp['budget']}: {scale} x {base} epochs" + (f" (the budget of {budget_of} SuperNets)"
-                                                         if hp["budget"] == "per_supernet" else ""))
-    return {**hp, "epochs": base * scale}, note

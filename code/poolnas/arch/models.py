@@ -49,6 +49,15 @@ BLOCK_WIDTHS = {
 STEM_WIDTH = {"resnet20": 16, "resnet18": 64, "resnet50": 64}
 
 
+def stage_widths(backbone: str, per_stage: list[int]) -> tuple[int, ...]:
+    """Per-block residual widths from one width per stage (a stage: the blocks of one default width)."""
+    defaults = BLOCK_WIDTHS[backbone]
+    stages = list(dict.fromkeys(defaults))
+    if len(per_stage) != len(stages):
+        raise UsageError(f"{backbone} has {len(stages)} stages, got {len(per_stage)} widths")
+    return tuple(per_stage[stages.index(w)] for w in defaults)
+
+
 def batchnorm(channels: int, mode: str, affine: bool = True) -> nn.BatchNorm2d:
     if mode == "supernet":
         return nn.BatchNorm2d(channels, affine=False, track_running_stats=False)
@@ -97,10 +106,13 @@ class Shortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, bn: str):
+    """conv3x3 (c_in -> inner) - BN - ReLU - conv3x3 (inner -> c_out) - BN, + shortcut; inner defaults to c_out."""
+
+    def __init__(self, c_in: int, c_out: int, bn: str, inner: int | None = None):
         super().__init__()
-        self.conv1, self.bn1 = Conv(c_in, c_out, 3), batchnorm(c_out, "supernet" if bn == "released" else bn)
-        self.conv2, self.bn2 = Conv(c_out, c_out, 3), batchnorm(c_out, "standard" if bn == "released" else bn)
+        inner = c_out if inner is None else inner
+        self.conv1, self.bn1 = Conv(c_in, inner, 3), batchnorm(inner, "supernet" if bn == "released" else bn)
+        self.conv2, self.bn2 = Conv(inner, c_out, 3), batchnorm(c_out, "standard" if bn == "released" else bn)
         self.shortcut = Shortcut(c_in, c_out, "standard" if bn == "released" else bn)
 
     def forward(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
@@ -133,7 +145,11 @@ class PoolNet(nn.Module):
 
     def __init__(self, backbone: str, config: Config | None = None, num_classes: int = 10, bn: str = "standard",
                  stem: str = "cifar", resnet50_d1_bug: bool = False, conv_init: str = "kaiming_fan_out",
-                 zero_init_residual: bool = False, stem_bn_affine: bool = True):
+                 zero_init_residual: bool = False, stem_bn_affine: bool = True,
+                 widths: tuple[int, ...] | None = None, inner: tuple[int, ...] | None = None):
+        """`widths`: the residual stream's width per block (and the stem's: the first block's input), `inner`: each
+        block's inner width (ResNet20/18 only; default: today's fixed widths, the same modules in the same order, so
+        the same initial weights). A projection shortcut sits wherever a block's input and output widths differ."""
         super().__init__()
         space = get_space(backbone)
         if bn not in BN_MODES:
@@ -150,7 +166,15 @@ class PoolNet(nn.Module):
         self.downsample = "maxpool" if backbone == "resnet20" else "stride"
 
         stem_bn = "standard" if bn == "released" else bn
-        c = STEM_WIDTH[backbone]
+        if (widths is not None or inner is not None) and backbone == "resnet50":
+            raise UsageError("configurable widths are implemented for resnet20 and resnet18 (basic blocks) only")
+        n = len(BLOCK_WIDTHS[backbone])
+        for name, given in (("widths", widths), ("inner", inner)):
+            if given is not None and (len(given) != n or min(given) < 1):
+                raise UsageError(f"{name} must give {n} positive widths for {backbone}, got {list(given)}")
+        block_widths = list(widths) if widths is not None else BLOCK_WIDTHS[backbone]
+        inner = list(inner) if inner is not None else [None] * n
+        c = block_widths[0] if widths is not None else STEM_WIDTH[backbone]
         if stem == "imagenet":
             self.stem = nn.Sequential(nn.Conv2d(3, c, 7, 2, 3, bias=False), batchnorm(c, stem_bn, stem_bn_affine),
                                       nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
@@ -158,8 +182,8 @@ class PoolNet(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(3, c, 3, 1, 1, bias=False), batchnorm(c, stem_bn, stem_bn_affine),
                                       nn.ReLU(inplace=True))
         blocks = []
-        for width in BLOCK_WIDTHS[backbone]:
-            block = Bottleneck(c, width, bn) if backbone == "resnet50" else BasicBlock(c, width, bn)
+        for width, mid in zip(block_widths, inner):
+            block = Bottleneck(c, width, bn) if backbone == "resnet50" else BasicBlock(c, width, bn, mid)
             c = 4 * width if backbone == "resnet50" else width
             blocks.append(block)
         self.blocks = nn.ModuleList(blocks)

@@ -82,3 +82,22 @@ def test_export_gives_the_same_outputs_as_a_real_grouped_conv(gates):
 def test_non_power_of_two_widths_are_refused():
     with pytest.raises(ValueError, match="power-of-two"):
         DGConv2d(12)
+
+
+def test_a_resnet20_with_dgconvs_at_gates_one_computes_the_dense_network():
+    from poolnas.arch.dgconv import dgconv_layers, to_dgconv
+    from poolnas.arch.models import PoolNet
+
+    torch.manual_seed(0)
+    dense = PoolNet("resnet20", bn="standard").eval()
+    torch.manual_seed(0)
+    gated = to_dgconv(PoolNet("resnet20", bn="standard"), gate_init=1.0).eval()
+    layers = dgconv_layers(gated)
+    assert len(layers) == 16  # 9 conv2 + the 7 conv1 that keep the width (the first of stages 2 and 3 change it)
+    assert sum(layer.K for layer in layers) == 6 * 4 + 5 * 5 + 5 * 6 == 79  # gates per network (extensions.md: ~79)
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(gated(x), dense(x), rtol=1e-5, atol=1e-5)
+    for layer in layers:
+        with torch.no_grad():
+            layer.gate_logits.fill_(-1.0)  # depthwise everywhere: the output changes
+    assert not torch.allclose(gated(x), dense(x))

@@ -13,7 +13,8 @@ Only square convs (C_in = C_out = 2^K) are masked here; a conv that changes the 
 of two) stays dense, so the gates of a network live in its width-keeping convs. `export()` turns a layer into a
 real grouped conv (with the channel permutation that makes its groups adjacent), computing the same outputs.
 
-This is the layer only: the search that trains gates under a complexity budget (issue 17) is not built yet.
+This is the layer and `to_dgconv` (a PoolNet with its square 3x3 convs gated: 79 gates in ResNet20); the search that
+trains gates under a complexity budget (issue 17) is not built yet.
 """
 
 from __future__ import annotations
@@ -114,3 +115,24 @@ class GroupedConv(nn.Module):
         y = F.conv2d(x[:, self.perm], self.conv.weight, stride=stride, padding=self.conv.padding,
                      groups=self.conv.groups)
         return y[:, self.inverse]
+
+
+def to_dgconv(net: nn.Module, gate_init: float = 1.0) -> nn.Module:
+    """Replace every square 3x3 conv of a PoolNet's blocks (C_in = C_out = 2^K) by a DGConv2d holding the same weight
+    (the convs that change the width stay dense); returns `net`. With gates at 1 the network's function is unchanged.
+    Gates are named `gate_logits`, so an optimiser can keep them out of weight decay."""
+    from poolnas.arch.models import Conv
+
+    for block in net.blocks:
+        for name, child in list(block.named_children()):
+            if isinstance(child, Conv) and child.kernel_size == (3, 3) and child.in_channels == child.out_channels \
+                    and 2 ** int(round(math.log2(child.in_channels))) == child.in_channels:
+                layer = DGConv2d(child.in_channels, 3, gate_init).to(child.weight.device)
+                with torch.no_grad():
+                    layer.weight.copy_(child.weight)
+                setattr(block, name, layer)
+    return net
+
+
+def dgconv_layers(net: nn.Module) -> list[DGConv2d]:
+    return [m for m in net.modules() if isinstance(m, DGConv2d)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -38,14 +39,10 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
     Call it when a run of the job that writes `path` starts: no other writer of the same file is running then."""
     path = Path(path)
-    stale = sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp")) if path.parent.is_dir() else []
     for tmp in stale:
         tmp.unlink(missing_ok=True)
     return stale
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -62,15 +62,17 @@ class RandomSearch(SearchMethod):
 
     def start_epoch(self, p: int) -> None:
         k, _ = self.units[p]
-        if self.current is None or self.current["k"] != k or self.saved is not None:
-            self._build(k)
-            if self.saved is not None and self.current and self.current["k"] == k:
-                self.net.load_state_dict(self.saved["net"])
-                self.opt.load_state_dict(self.saved["opt"])
-                self.sched.load_state_dict(self.saved["sched"])
-            else:
-                self.current = {"k": k, "steps": 0, "epoch": 0, "images": 0, "seconds": 0.0, "loss": None}
-            self.saved = None
+        ongoing = self.current is not None and self.current["k"] == k
+        if ongoing and self.saved is None:
+            return  # the candidate in training goes on with its next pass
+        self._build(k)
+        if ongoing:  # resumed from a checkpoint in the middle of candidate k
+            self.net.load_state_dict(self.saved["net"])
+            self.opt.load_state_dict(self.saved["opt"])
+            self.sched.load_state_dict(self.saved["sched"])
+        else:
+            self.current = {"k": k, "steps": 0, "epoch": 0, "images": 0, "seconds": 0.0, "loss": None}
+        self.saved = None
 
     def batches(self, p: int):
         k, cur = self.units[p][0], self.current

@@ -80,7 +80,7 @@ def _space(args) -> int:
 
 def _add_data(sub) -> None:
     from poolnas.data.datasets import DATASETS
-    from poolnas.data.twoscale import TWOSCALE_DEFAULTS
+    from poolnas.data.generated import PARAMS
 
     p = sub.add_parser("data", help="prepare and inspect cached datasets",
                        description="Convert a dataset once into a checksummed cache of uint8 arrays.")
@@ -94,8 +94,9 @@ def _add_data(sub) -> None:
     prep.add_argument("--force", action="store_true", help="rebuild even when the cache exists")
     prep.add_argument("--profile", default=None,
                       help="take the dataset's parameters from this profile (smoke, mini, paper or a .yaml)")
-    for key in TWOSCALE_DEFAULTS:
-        prep.add_argument(f"--{key}", type=int, default=None, help=f"twoscale only (default {TWOSCALE_DEFAULTS[key]})")
+    for key in PARAMS:
+        defaults = ", ".join(f"{n} {d.generator.defaults[key]}" for n, d in DATASETS.items() if d.generator)
+        prep.add_argument(f"--{key}", type=int, default=None, help=f"generated sets only (default: {defaults})")
     prep.set_defaults(func=_data_prepare)
     info = actions.add_parser("info", help="print the metadata of a prepared dataset")
     info.add_argument("path", help="a cache directory written by `data prepare`")
@@ -106,7 +107,7 @@ def _add_data(sub) -> None:
 def _data_prepare(args) -> int:
     from poolnas import settings
     from poolnas.data.datasets import prepare
-    from poolnas.data.twoscale import TWOSCALE_DEFAULTS
+    from poolnas.data.generated import PARAMS
 
     argcheck.output_dir(args.cache_dir, "--cache-dir")
     if args.data_root and Path(args.data_root).exists():  # a missing one: the dataset's own message says what to put
@@ -114,7 +115,7 @@ def _data_prepare(args) -> int:
     params = {}
     if args.profile:  # the workflow's way: one source of truth for the generated set's parameters
         params = settings.resolve(args.profile).dataset_params(args.dataset)
-    params |= {k: getattr(args, k) for k in TWOSCALE_DEFAULTS if getattr(args, k) is not None}
+    params |= {k: getattr(args, k) for k in PARAMS if getattr(args, k) is not None}
     print(prepare(args.dataset, args.data_root, args.cache_dir, download=args.download, force=args.force, **params))
     return 0
 

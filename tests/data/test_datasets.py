@@ -15,6 +15,7 @@ import tarfile
 import time
 
 import numpy as np
+import helpers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -127,7 +128,7 @@ def test_prepare_reuses_a_cache_and_rebuilds_on_force(tmp_path):
     assert (path / "meta.json").stat().st_mtime_ns != stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
     other = prepare("twoscale", None, tmp_path, **{**SMALL, "seed": 6})
-    expected = f"twoscale-v{datasets.TWOSCALE_VERSION}-seed6-size16-classes4-train120-test40"
+    expected = f"twoscale-v{twoscale.TWOSCALE_VERSION}-seed6-size16-classes4-train120-test40"
     assert other != path and other.name == expected
 
 
@@ -400,7 +401,7 @@ def test_missing_data_is_one_line_and_exit_status_2(tmp_path, capsys, name, arch
 
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'; known: cifar10, cifar100, food101, twoscale"),
-    (["--dataset", "cifar10", "--seed", "1"], "apply to twoscale only"),
+    (["--dataset", "cifar10", "--seed", "1"], "apply to generated datasets"),
     (["--dataset", "twoscale", "--classes", "9"], "--classes must be even"),
     (["--dataset", "cifar10"], "cifar10 needs --data-root"),
 ])
@@ -425,47 +426,14 @@ def test_cli_prepare_and_info(tmp_path, capsys):
 # --- the point of twoscale: both scales are needed ----------------------------------------------------------
 
 
-def _train_and_test(data, destroy_fine_detail: bool, epochs: int = 5) -> float:
-    torch.manual_seed(0)
-
-    def block(c_in, c_out):
-        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-
-    model = nn.Sequential(*block(3, 16), *block(16, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2),
-                          *block(32, 48), nn.MaxPool2d(2), *block(48, 48), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
-                          nn.Linear(48, data.num_classes))
-
-    def view(x):  # 2x2 average pooling then nearest upsampling: same layout, no pixel-scale detail
-        return F.interpolate(F.avg_pool2d(x, 2), scale_factor=2.0, mode="nearest") if destroy_fine_detail else x
-
-    train = Loader.from_prepared(data, "train", 64, drop_last=True, seed=0)
-    steps = epochs * len(train)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-3, total_steps=steps, pct_start=0.2)
-    for _ in range(epochs):
-        for x, y in train:
-            loss = F.cross_entropy(model(view(x)), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in Loader.from_prepared(data, "test", 500):
-            correct += int((model(view(x)).argmax(1) == y).sum())
-            total += len(y)
-    return correct / total
-
-
 @pytest.mark.slow
 def test_twoscale_is_learnable_and_needs_the_fine_scale(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         data = load(prepare("twoscale", None, tmp_path, seed=0, size=16, classes=10, train=3000, test=1000))
-        full = _train_and_test(data, destroy_fine_detail=False)
-        coarse_only = _train_and_test(data, destroy_fine_detail=True)
+        full = helpers.train_small_cnn(data, fine_detail=True)
+        coarse_only = helpers.train_small_cnn(data, fine_detail=False)
     finally:
         torch.set_num_threads(threads)
     # Chance is 0.1. Without the texture only the layout can be read, which caps accuracy at 0.5 (each layout is

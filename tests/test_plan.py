@@ -69,3 +69,14 @@ def test_layout_names_every_artefact():
     assert layout.figure_files("figure3") == ["figures/mini/figure3.pdf", "figures/mini/figure3.png"]
     assert layout.train_record("twoscale", "resnet20", SPACES["resnet20"].default.slug, 0) == \
         "results/mini/runs/train/twoscale/resnet20/4-3-3/seed0.json"
+
+
+def test_figures_are_planned_only_where_the_profile_runs_their_searches():
+    smoke = settings.resolve("smoke")
+    assert plan.figure_names(smoke) == list(plan.FIGURE_NAMES)
+    raw = smoke.as_dict()
+    raw["studies"][0]["search"] = {"seeds": [0]}  # ground truth only: the DAG must still complete
+    assert plan.figure_names(settings.resolve(raw)) == ["figure1", "accuracy_vs_macs", "groundtruth_spread"]
+    raw["studies"][0]["search"] = {"seeds": [0], "mixture": [1]}  # no M > 1, no DARTS
+    assert plan.figure_names(settings.resolve(raw)) == ["figure1", "figure3", "accuracy_vs_macs",
+                                                        "ranking_vs_models", "groundtruth_spread"]

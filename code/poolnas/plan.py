@@ -177,9 +177,14 @@ def retrain_records(profile: settings.Settings, selected_of) -> list[str]:
 
 
 def figure_names(profile: settings.Settings) -> list[str]:
-    """The figures a profile draws: Figure 4 (the DARTS architectures) only when it runs a DARTS baseline."""
-    darts = any(b.startswith("darts") for s in profile.studies for b in s["search"].get("baselines", []))
-    return [n for n in FIGURE_NAMES if n != "figure4" or darts]
+    """The figures a profile's searches can feed: Figure 4 (the DARTS architectures) needs a DARTS baseline,
+    Figure 5 (P(m|c) per epoch) a mixture of M > 1, Figure 3 and ranking_vs_models any mixture; the others need
+    only the ground truth (a profile without searches still completes its DAG)."""
+    search = [s["search"] for s in profile.studies]
+    mixtures = [m for s in search for m in s.get("mixture", [])]
+    needs = {"figure4": any(b.startswith("darts") for s in search for b in s.get("baselines", [])),
+             "figure5": any(m > 1 for m in mixtures), "figure3": bool(mixtures), "ranking_vs_models": bool(mixtures)}
+    return [n for n in FIGURE_NAMES if needs.get(n, True)]
 
 
 # --- runtime estimates for cluster schedulers ---------------------------------------------------------------

@@ -84,8 +84,7 @@ def _add_data(sub) -> None:
 
     p = sub.add_parser("data", help="prepare and inspect cached datasets",
                        description="Convert a dataset once into a checksummed cache of uint8 arrays.")
-    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
-    actions.required = True
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p), required=True)
     prep = actions.add_parser("prepare", help="build the cache of one dataset (no-op when it exists)")
     prep.add_argument("--dataset", required=True, help=f"one of: {', '.join(DATASETS)}")
     prep.add_argument("--data-root", default=None, help="where the raw files are (or go, with --download)")

@@ -16,18 +16,14 @@ import tarfile
 import numpy as np
 import helpers
 import pytest
-import torch
-import torch.nn.functional as F
 import yaml
 from PIL import Image
-from torch import nn
 
 from poolnas import cli
 from poolnas.data import datasets
 from poolnas.data import twoscale
 from poolnas.data.datasets import DATASETS, load, prepare, search_split
 from poolnas.errors import UsageError
-from poolnas.data.loader import Loader
 from poolnas.data.twoscale import make_twoscale
 from poolnas.settings import PROFILE_DIR
 
@@ -421,14 +417,7 @@ def test_cli_prepare_and_info(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_twoscale_is_learnable_and_needs_the_fine_scale(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        data = load(prepare("twoscale", None, tmp_path, seed=0, size=16, classes=10, train=3000, test=1000))
-        full = helpers.train_small_cnn(data, fine_detail=True)
-        coarse_only = helpers.train_small_cnn(data, fine_detail=False)
-    finally:
-        torch.set_num_threads(threads)
+    full, coarse_only = helpers.fine_and_coarse_accuracy("twoscale", tmp_path)
     # Chance is 0.1. Without the texture only the layout can be read, which caps accuracy at 0.5 (each layout is
     # two classes); twoscale v3 (noise as strong as the texture) gave about 0.88 against 0.44.
     assert full > 0.75, (full, coarse_only)

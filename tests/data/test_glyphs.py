@@ -94,14 +94,7 @@ def test_prepared_glyphs_are_named_by_version_and_loaded_with_flips_only(tmp_pat
 
 @pytest.mark.slow
 def test_glyphs_are_learnable_and_need_the_fine_scale(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        data = load(prepare("glyphs", None, tmp_path, seed=0, size=16, classes=10, train=3000, test=1000))
-        full = helpers.train_small_cnn(data, fine_detail=True)
-        coarse = helpers.train_small_cnn(data, fine_detail=False)
-    finally:
-        torch.set_num_threads(threads)
+    full, coarse = helpers.fine_and_coarse_accuracy("glyphs", tmp_path)
     # Chance is 0.1; a 2x2-averaged view loses the thin strokes' detail and so much of the class.
     assert full > 0.6, (full, coarse)
     assert coarse < full - 0.1, (full, coarse)

@@ -107,7 +107,10 @@ class Loader:
             raise UsageError(f"batch size must be >= 1, got {batch_size}")
         self.batch_size, self.recipe, self.augment = batch_size, recipe, augment
         self.shuffle, self.drop_last, self.seed, self.next_epoch = shuffle, drop_last, seed, 0
-        self.pad = 0 if recipe == "flip" else max(1, images.shape[1] // 8) if pad is None else pad
+        if recipe == "flip":
+            self.pad = 0
+        else:
+            self.pad = max(1, images.shape[1] // 8) if pad is None else pad
         self.device = torch.device(device)
         self.indices = torch.arange(len(labels)) if indices is None else torch.as_tensor(np.asarray(indices),
                                                                                           dtype=torch.int64)

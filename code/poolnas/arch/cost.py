@@ -24,9 +24,11 @@ def count_parameters(model: nn.Module) -> int:
 
 @lru_cache(maxsize=None)
 def _meta_model(backbone: str, classes: int, stem: str) -> PoolNet:
-    """A weightless model (meta device) for counting: one serves every config of the space."""
+    """A weightless model (meta device) for counting: one serves every config of the space. In eval mode, so
+    that a map of 1x1 pixels (ResNet50's last stage on small inputs) counts at batch 1 (training-mode BN refuses
+    one value per channel); BN's own operations are not counted either way."""
     with torch.device("meta"):
-        return PoolNet(backbone, num_classes=classes, stem=stem)
+        return PoolNet(backbone, num_classes=classes, stem=stem).eval()
 
 
 @lru_cache(maxsize=None)

@@ -20,9 +20,11 @@ import yaml
 
 from poolnas.errors import UsageError
 from poolnas.arch.spaces import RELAXED, Config, get_space
+from poolnas.data.datasets import DATASETS, get_dataset
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 SCHEMA_PATH = PROFILE_DIR / "schema.yaml"
+RESIZED = "resized-crop-flip"  # the loader recipe of ImageNet-style data (Food101): the ImageNet stem
 
 
 def available() -> list[str]:
@@ -74,6 +76,11 @@ def validate(profile: dict, source: str = "profile") -> dict:
         raise UsageError(f"{source}: {where}: {err.message}") from None
     profile = copy.deepcopy(profile)
     _fill_defaults(profile, schema, schema)
+    for name, entry in profile["datasets"].items():
+        _check_crop(name, entry, source)
+    for section in ("protocols", "search"):
+        for key, entry in profile[section].items():
+            _check_widths(key, entry.get("stage_widths"), f"{source}: {section}/{key}")
     for study in profile["studies"]:
         where = f"{source}: study {study['dataset']}/{study['backbone']}"
         if study["dataset"] not in profile["datasets"]:
@@ -91,6 +98,34 @@ def validate(profile: dict, source: str = "profile") -> dict:
         except UsageError as err:
             raise UsageError(f"{where}: {err}") from None
     return profile
+
+
+def _check_widths(key: str, widths: list[int] | None, where: str) -> None:
+    """One width per stage of the backbone (the parts of its configs), and none for ResNet20."""
+    backbone = key.split("@")[0]
+    if widths is None:
+        return
+    if backbone == "resnet20":
+        raise UsageError(f"{where}: stage_widths is for resnet18 and resnet50 (the relaxed ResNet20 networks of the "
+                         "baselines have fixed widths)")
+    if len(widths) != get_space(backbone).n_parts:
+        raise UsageError(f"{where}: stage_widths needs {get_space(backbone).n_parts} widths (one per stage of "
+                         f"{backbone}), got {len(widths)}")
+
+
+def _check_crop(name: str, entry: dict, source: str) -> None:
+    """`crop` is for datasets read with random resized crops, and no larger than their (generated) images."""
+    if "crop" not in entry:
+        return
+    spec = get_dataset(name)
+    if spec.recipe != RESIZED:
+        crops = ", ".join(n for n, d in DATASETS.items() if d.recipe == RESIZED)
+        raise UsageError(f"{source}: datasets/{name}: crop applies to the datasets read with random resized crops "
+                         f"({crops}), not {name} (recipe {spec.recipe})")
+    if spec.generator is not None:
+        size = spec.generator.params({k: v for k, v in entry.items() if k != "crop"})["size"]
+        if entry["crop"] > size:
+            raise UsageError(f"{source}: datasets/{name}: crop {entry['crop']} exceeds the images' size {size}")
 
 
 @lru_cache(maxsize=None)
@@ -127,10 +162,11 @@ def search_settings(profile: dict, backbone: str, dataset: str) -> dict:
 
 
 def dataset_params(profile: dict, dataset: str) -> dict:
+    """The parameters a dataset is prepared with (generated sets'); `crop` is the loader's (`crop`)."""
     if dataset not in profile["datasets"]:
         raise UsageError(f"dataset {dataset!r} is not in profile {profile['profile']} "
                          f"(has: {', '.join(profile['datasets'])})")
-    return dict(profile["datasets"][dataset])
+    return {k: v for k, v in profile["datasets"][dataset].items() if k != "crop"}
 
 
 def groundtruth_configs(study: dict) -> list[Config]:
@@ -172,6 +208,11 @@ class Settings:
 
     def dataset_params(self, dataset: str) -> dict:
         return dataset_params(self._raw, dataset)
+
+    def crop(self, dataset: str) -> int | None:
+        """The crop side of a dataset read with random resized crops; None: the loader's default (224)."""
+        dataset_params(self._raw, dataset)  # the same error for a dataset the profile does not list
+        return self._raw["datasets"][dataset].get("crop")
 
     @property
     def studies(self) -> list[dict]:

@@ -26,7 +26,7 @@ from poolnas.arch.models import arch_options, build_model
 from poolnas.arch.relaxed import build_standalone
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.data import datasets
-from poolnas.data.loader import Loader
+from poolnas.data.loader import CROP, Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
@@ -38,8 +38,17 @@ from poolnas.schemas import write_record
 
 
 def stem_for(data) -> str:
-    """ImageNet-style stem for datasets trained on 224-pixel crops (Food101), CIFAR stem otherwise."""
-    return "imagenet" if data.recipe == "resized-crop-flip" else "cifar"
+    """ImageNet-style stem for datasets trained on random resized crops (Food101), CIFAR stem otherwise."""
+    return "imagenet" if data.recipe == settings.RESIZED else "cifar"
+
+
+def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
+    """{"crop": side} for a dataset read with random resized crops (224 unless its profile entry says otherwise),
+    else {}: the loaders' keyword and the records' option at once (no other record gains a key)."""
+    if data.recipe != settings.RESIZED:
+        return {}
+    crop = prof.crop(dataset)
+    return {"crop": CROP if crop is None else crop}
 
 
 class Architecture:
@@ -63,10 +72,10 @@ class Architecture:
         return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
                            resnet50_d1_bug=resnet50_d1_bug, **arch)
 
-    def macs(self, image_size: int, classes: int, stem: str) -> int:
+    def macs(self, image_size: int, classes: int, stem: str, stage_widths: list[int] | None = None) -> int:
         if self.relaxed:
             return relaxed_macs(self.path, image_size, classes)
-        return count_macs(self.backbone, self.config, image_size, classes, stem)
+        return count_macs(self.backbone, self.config, image_size, classes, stem, stage_widths)
 
 
 
@@ -141,20 +150,21 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
 
     data = datasets.open_dataset(dataset, Path(data_dir) / "cache", Path(data_dir) / "raw",
                                  **prof.dataset_params(dataset))
-    stem = stem_for(data)
+    stem, crop = stem_for(data), crop_option(prof, dataset, data)
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
-               **warmup_options(hp)}
+               **warmup_options(hp), **crop}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options})
-    train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev)
+    train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
+                                        **crop)
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
     # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
     # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.
     test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
                                        drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
-                                       seed=derive_seed(seed, EVAL_ORDER))
+                                       seed=derive_seed(seed, EVAL_ORDER), **crop)
 
     torch.manual_seed(seed)
     model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
@@ -185,7 +195,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
         "train_seconds": round(train_seconds, 3),
         "images_per_s": round(sum(h["images"] for h in history) / train_seconds, 1),
         "params": count_parameters(model),
-        "macs": arch.macs(data.meta["image_size"][0], data.num_classes, stem),
+        "macs": arch.macs(test_loader.side, data.num_classes, stem, hp.get("stage_widths")),  # as the net sees it
         "hparams": hp, "options": options, "run_key": key, "provenance": provenance(dev),
     }
     write_record(out, record)  # checked against schemas/train.json first

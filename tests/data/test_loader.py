@@ -194,11 +194,29 @@ def test_food_recipe_from_a_memory_mapped_array(tmp_path):
     assert not torch.allclose(first[0][0], normalised(images[first[0][1].numpy(), 16:240, 16:240], mean, std))
 
 
+def test_resized_crops_at_a_smaller_crop_side():
+    images = np.random.default_rng(1).integers(0, 256, (6, 36, 36, 3), dtype=np.uint8)
+    loader = make_loader(images, recipe="resized-crop-flip", crop=32)
+    x, _ = next(iter(loader))
+    assert loader.side == 32 and x.shape == (6, 3, 32, 32)
+    assert torch.allclose(x, normalised(images[:, 2:34, 2:34]), atol=1e-5)  # the centre crop
+    train = make_loader(images, recipe="resized-crop-flip", crop=32, augment=True, shuffle=True, seed=3)
+    x, _ = next(iter(train))
+    assert x.shape == (6, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+    assert make_loader(images).side == 36  # pad-crop-flip keeps the stored side
+    with pytest.raises(UsageError, match="crop 224 must be 1..36"):  # the default crop is Food101's 224
+        make_loader(images, recipe="resized-crop-flip")
+
+
 def test_bad_arguments_are_usage_errors():
     with pytest.raises(UsageError, match="unknown augmentation recipe"):
         make_loader(coordinate_images(4, 8), recipe="mixup")
     with pytest.raises(UsageError, match="batch size"):
         make_loader(coordinate_images(4, 8), batch_size=0)
+    with pytest.raises(UsageError, match="resized-crop-flip recipe only"):
+        make_loader(coordinate_images(4, 8), crop=8)
+    with pytest.raises(UsageError, match=r"crop 9 must be 1..8"):
+        make_loader(coordinate_images(4, 8), recipe="resized-crop-flip", crop=9)
 
 
 @pytest.mark.cuda

@@ -36,8 +36,15 @@ ARCH_DEFAULTS = {"conv_init": "kaiming_fan_out", "zero_init_residual": False, "s
 
 
 def arch_options(hp: dict) -> dict:
-    """The initialisation/BN options of a protocol or search section (schema defaults where absent)."""
-    return {k: hp.get(k, v) for k, v in ARCH_DEFAULTS.items()}
+    """The initialisation/BN options of a protocol or search section (schema defaults where absent), and its
+    `stage_widths` where it narrows the network (`width_option`)."""
+    return {**{k: hp.get(k, v) for k, v in ARCH_DEFAULTS.items()}, **width_option(hp)}
+
+
+def width_option(hp: dict) -> dict:
+    """{"stage_widths": [...]} of a section that sets them, else {}: build_model's keyword and a record's option
+    (records of the paper's widths gain no key)."""
+    return {"stage_widths": list(hp["stage_widths"])} if hp.get("stage_widths") else {}
 STEMS = ("cifar", "imagenet")
 
 # Widths per block (ResNet50: bottleneck middle width; its output is 4x that).
@@ -49,8 +56,9 @@ BLOCK_WIDTHS = {
 STEM_WIDTH = {"resnet20": 16, "resnet18": 64, "resnet50": 64}
 
 
-def stage_widths(backbone: str, per_stage: list[int]) -> tuple[int, ...]:
-    """Per-block residual widths from one width per stage (a stage: the blocks of one default width)."""
+def block_widths(backbone: str, per_stage: list[int]) -> tuple[int, ...]:
+    """Per-block widths (ResNet50: the bottlenecks' inner width) from one width per stage (a stage: the blocks of
+    one default width)."""
     defaults = BLOCK_WIDTHS[backbone]
     stages = list(dict.fromkeys(defaults))
     if len(per_stage) != len(stages):
@@ -147,9 +155,10 @@ class PoolNet(nn.Module):
                  stem: str = "cifar", resnet50_d1_bug: bool = False, conv_init: str = "kaiming_fan_out",
                  zero_init_residual: bool = False, stem_bn_affine: bool = True,
                  widths: tuple[int, ...] | None = None, inner: tuple[int, ...] | None = None):
-        """`widths`: the residual stream's width per block (and the stem's: the first block's input), `inner`: each
-        block's inner width (ResNet20/18 only; default: today's fixed widths, the same modules in the same order, so
-        the same initial weights). A projection shortcut sits wherever a block's input and output widths differ."""
+        """`widths`: the residual stream's width per block (ResNet50: each bottleneck's inner width, its output 4x)
+        and the stem's (the first block's), `inner`: each block's inner width (ResNet20/18 only); default: today's
+        fixed widths, the same modules in the same order, so the same initial weights. A projection shortcut sits
+        wherever a block's input and output widths differ."""
         super().__init__()
         space = get_space(backbone)
         if bn not in BN_MODES:
@@ -166,8 +175,8 @@ class PoolNet(nn.Module):
         self.downsample = "maxpool" if backbone == "resnet20" else "stride"
 
         stem_bn = "standard" if bn == "released" else bn
-        if (widths is not None or inner is not None) and backbone == "resnet50":
-            raise UsageError("configurable widths are implemented for resnet20 and resnet18 (basic blocks) only")
+        if inner is not None and backbone == "resnet50":
+            raise UsageError("inner widths are implemented for resnet20 and resnet18 (basic blocks) only")
         n = len(BLOCK_WIDTHS[backbone])
         for name, given in (("widths", widths), ("inner", inner)):
             if given is not None and (len(given) != n or min(given) < 1):
@@ -229,9 +238,13 @@ class PoolNet(nn.Module):
 
 
 def build_model(backbone: str, config: Config | str | None = None, num_classes: int = 10, bn: str = "standard",
-                stem: str = "cifar", resnet50_d1_bug: bool = False, **arch) -> PoolNet:
+                stem: str = "cifar", resnet50_d1_bug: bool = False, stage_widths: list[int] | None = None,
+                **arch) -> PoolNet:
     """A standalone network (or, with bn='supernet', a SuperNet that any config can run through); `arch`: the
-    options of `arch_options` (conv_init, zero_init_residual, stem_bn_affine)."""
+    options of `arch_options` (conv_init, zero_init_residual, stem_bn_affine); `stage_widths`: one width per
+    stage (`block_widths`), default the paper's."""
     space = get_space(backbone)
     cfg = space.parse(config) if config is not None else space.default
-    return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug, **arch)
+    widths = None if stage_widths is None else block_widths(backbone, stage_widths)
+    return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug,
+                   widths=widths, **arch)

@@ -2,7 +2,9 @@
 
 Registry (`DATASETS`): cifar10, cifar100 and food101 are read with torchvision's own dataset classes (which do
 the download, the integrity check and the parsing); `twoscale` (poolnas.data.twoscale) and `glyphs`
-(poolnas.data.glyphs) are generated, each by a poolnas.data.generated.Generator.
+(poolnas.data.glyphs) are generated, each by a poolnas.data.generated.Generator. `glyphs-crops` is the glyphs
+set read as Food101 is (random resized crops, a centre crop in evaluation, hence the ImageNet stem), at the crop
+side its profile gives (`crop`): the smoke profile's stand-in for Food101 (Table 4).
 
 Cache (`prepare` writes it, `load` reads it): one directory per dataset (and per parameter set for generated ones):
     {train,test}_images.npy   uint8 (N, H, W, 3), raw .npy so that big sets are read memory-mapped
@@ -32,7 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -194,6 +196,9 @@ DATASETS: dict[str, DatasetSpec] = {
                            "food-101", "food-101.tar.gz"),
     "twoscale": DatasetSpec("twoscale", _build_generated, "pad-crop-flip", generator=TWOSCALE),
     "glyphs": DatasetSpec("glyphs", _build_generated, "flip", generator=GLYPHS),
+    # the glyphs, cached under their own name (meta.json's recipe differs from glyphs')
+    "glyphs-crops": DatasetSpec("glyphs-crops", _build_generated, "resized-crop-flip",
+                                generator=replace(GLYPHS, name="glyphs-crops")),
 }
 
 

@@ -14,10 +14,12 @@ Recipes (per dataset, from its cache metadata):
                        already draw every object's position (glyphs): there, zero-padded crops made the black
                        border a cue seen only in training; at 16x16 the test accuracy of two seeds of one config
                        then differed by 4 points (86.1 vs 90.0), against 0.1 without the crop (issue 18 pilot).
-    resized-crop-flip  train: torchvision's RandomResizedCrop(224, scale (0.08, 1), ratio (3/4, 4/3)) boxes,
+    resized-crop-flip  train: torchvision's RandomResizedCrop(crop, scale (0.08, 1), ratio (3/4, 4/3)) boxes,
                        resampled bilinearly (no antialiasing: the crops are at most 256/224 larger than the
                        output; along the box's outer half pixel the true neighbours are read, where a crop-then-
-                       resize would repeat the edge), and a horizontal flip. Eval: centre crop 224.
+                       resize would repeat the edge), and a horizontal flip. Eval: centre crop. `crop` is 224
+                       (Food101, the paper) unless a profile's dataset entry sets another (a small generated set
+                       read this way, e.g. 32 of 36 pixels in the smoke profile).
 
 Randomness: every epoch draws its order and augmentation parameters from its own CPU torch.Generator seeded
 by (seed, epoch), all at the start of the epoch; so `loader.epoch(e)` gives the same batches whether or not
@@ -100,11 +102,17 @@ class Loader:
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, mean, std,
                  recipe: str = "pad-crop-flip", augment: bool = False, shuffle: bool = False,
                  drop_last: bool = False, indices=None, seed: int = 0, device: str | torch.device = "cpu",
-                 pad: int | None = None):
+                 pad: int | None = None, crop: int | None = None):
         if recipe not in RECIPES:
             raise UsageError(f"unknown augmentation recipe {recipe!r}; known: {', '.join(RECIPES)}")
         if batch_size < 1:
             raise UsageError(f"batch size must be >= 1, got {batch_size}")
+        if crop is not None and recipe != "resized-crop-flip":
+            raise UsageError(f"a crop size applies to the resized-crop-flip recipe only, not {recipe}")
+        self.crop = CROP if crop is None else crop
+        if recipe == "resized-crop-flip" and not 1 <= self.crop <= min(images.shape[1:3]):
+            raise UsageError(f"crop {self.crop} must be 1..{min(images.shape[1:3])} (the stored images are "
+                             f"{images.shape[1]}x{images.shape[2]})")
         self.batch_size, self.recipe, self.augment = batch_size, recipe, augment
         self.shuffle, self.drop_last, self.seed, self.next_epoch = shuffle, drop_last, seed, 0
         if recipe == "flip":
@@ -134,6 +142,11 @@ class Loader:
         return cls(part.images, part.labels, batch_size=batch_size, mean=data.mean, std=data.std,
                    recipe=data.recipe, augment=train if augment is None else augment,
                    shuffle=train if shuffle is None else shuffle, **kwargs)
+
+    @property
+    def side(self) -> int:
+        """The side of the square images the loader yields (what a network sees: its MACs are counted at it)."""
+        return self.crop if self.recipe == "resized-crop-flip" else self.images.shape[1]
 
     def __len__(self) -> int:
         n = len(self.indices)
@@ -197,10 +210,10 @@ class Loader:
         else:
             x = x.permute(0, 3, 1, 2).float()
             if draws is not None:
-                x = resize_crops(x, draws[0], draws[1], CROP).contiguous(memory_format=torch.channels_last)
+                x = resize_crops(x, draws[0], draws[1], self.crop).contiguous(memory_format=torch.channels_last)
             else:
-                top, left = round((x.shape[2] - CROP) / 2), round((x.shape[3] - CROP) / 2)
-                x = x[:, :, top: top + CROP, left: left + CROP].contiguous(memory_format=torch.channels_last)
+                top, left = round((x.shape[2] - self.crop) / 2), round((x.shape[3] - self.crop) / 2)
+                x = x[:, :, top: top + self.crop, left: left + self.crop].contiguous(memory_format=torch.channels_last)
         return x.mul_(self.scale).add_(self.shift)
 
 

@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from poolnas.arch.models import build_model
+from poolnas.arch.models import build_model, width_option
 from poolnas.data.loader import epoch_generator
 from poolnas.engine.loop import TrainingDiverged
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler
@@ -39,7 +39,7 @@ class MixtureSearch(SearchMethod):
                                      tmax=hp["tmax"], kl_threshold=hp["kl_threshold"])
         self.nets = [to_device(build_model(self.space.name, num_classes=self.num_classes, bn="supernet",
                                            stem=ctx.stem, resnet50_d1_bug=hp["resnet50_d1_bug"],
-                                           conv_init=hp["conv_init"]),
+                                           conv_init=hp["conv_init"], **width_option(hp)),
                                self.dev, ctx.channels_last) for _ in range(M)]
         self.opts = [make_optimizer(net.parameters(), hp) for net in self.nets]
         self.scheds = [make_scheduler(opt, hp, ctx.epochs_run) for opt in self.opts]

@@ -21,7 +21,7 @@ from itertools import islice
 import numpy as np
 import torch
 
-from poolnas.arch.models import build_model
+from poolnas.arch.models import build_model, width_option
 from poolnas.engine.optim import make_optimizer, make_scheduler
 from poolnas.engine.runtime import log, to_device
 from poolnas.engine.steps import evaluate, train_step
@@ -55,7 +55,7 @@ class RandomSearch(SearchMethod):
         torch.manual_seed(self.ctx.seed)
         self.net = to_device(build_model(self.space.name, self.picks[k], num_classes=self.num_classes, bn=self.bn,
                                          stem=self.ctx.stem, resnet50_d1_bug=self.hp["resnet50_d1_bug"],
-                                         conv_init=self.hp["conv_init"]),
+                                         conv_init=self.hp["conv_init"], **width_option(self.hp)),
                              self.dev, self.ctx.channels_last)
         self.opt = make_optimizer(self.net.parameters(), self.hp)
         self.sched = make_scheduler(self.opt, self.hp, self.per[k])

@@ -64,6 +64,7 @@ from typing import Callable
 import torch
 
 from poolnas import settings
+from poolnas.arch.models import width_option
 from poolnas.arch.spaces import Space, get_space
 from poolnas.data import datasets
 from poolnas.data.loader import Loader
@@ -76,7 +77,7 @@ from poolnas.records import provenance, remove_stale_temporaries, sig
 from poolnas.schemas import write_record
 from poolnas.search import methods
 from poolnas.search.base import VAL_STREAM
-from poolnas.standalone import stem_for
+from poolnas.standalone import crop_option, stem_for
 
 
 @dataclass(frozen=True)
@@ -195,14 +196,14 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
 
     data = datasets.open_dataset(dataset, Path(data_dir) / "cache", Path(data_dir) / "raw", **params)
     train_idx, val_idx = datasets.search_split(data.train.labels, seed)
-    stem = stem_for(data)
+    stem, crop = stem_for(data), crop_option(prof, dataset, data)
     epochs_run = hp["epochs"] + (1 if hp["extra_epoch"] else 0)
     options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
                "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, "eval_order": hp["eval_order"],
                "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
-               **warmup_options(hp),
+               **warmup_options(hp), **crop, **width_option(hp),
                "search_budget": budget_note}
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
@@ -210,16 +211,16 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                    "dataset": data.meta["files"],
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
-                                        indices=train_idx, seed=seed, device=dev)
+                                        indices=train_idx, seed=seed, device=dev, **crop)
     # Batch-statistics BN (SuperNets, relaxed nets, 'released' mode's first BN): the batches' class mix changes the
     # numbers, so the final evaluation sees one fixed random order of the split (eval_order: shuffled), never the
     # storage order, which is class-sorted for some datasets (Food101).
     eval_loader = Loader.from_prepared(data, "train", hp["eval_batch_size"], augment=False,
                                        shuffle=hp["eval_order"] == "shuffled", drop_last=hp["eval_drop_last"],
-                                       indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev)
+                                       indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev, **crop)
     val_stream = None if spec.family == "random" else Loader.from_prepared(
         data, "train", hp["batch_size"], augment=False, shuffle=True, indices=val_idx,
-        seed=derive_seed(seed, VAL_STREAM), device=dev)
+        seed=derive_seed(seed, VAL_STREAM), device=dev, **crop)
     remove_stale_temporaries(out)
     return SearchContext(
         method=method, spec=spec, models=models, configs=configs, budget_models=budget_models, settings=prof, hp=hp, space=space, data=data, dev=dev,

@@ -53,7 +53,7 @@ from poolnas.search import balancing
 from poolnas.search.base import SingleNetSearch
 from poolnas.search.methods import first_max
 from poolnas.search.evaluation import evaluate_all
-from poolnas.arch.models import build_model
+from poolnas.arch.models import build_model, width_option
 from poolnas.arch.relaxed import N_BLOCKS, N_LEVELS, RelaxedNet
 from poolnas.search.evaluation import evaluate_paths
 from poolnas.arch.spaces import RELAXED
@@ -254,7 +254,8 @@ class ConfigSamplerSearch(SingleNetSearch):
 
     def build(self):
         return build_model(self.space.name, num_classes=self.num_classes, bn="supernet", stem=self.ctx.stem,
-                           resnet50_d1_bug=self.hp["resnet50_d1_bug"], conv_init=self.hp["conv_init"])
+                           resnet50_d1_bug=self.hp["resnet50_d1_bug"], conv_init=self.hp["conv_init"],
+                           **width_option(self.hp))
 
     def setup(self):
         self.configs = list(self.space)

@@ -177,10 +177,11 @@ def retrain_records(profile: settings.Settings, selected_of) -> list[str]:
 
 
 def figure_names(profile: settings.Settings) -> list[str]:
-    """The figures a profile's searches can feed: Figure 4 (the DARTS architectures) needs a DARTS baseline,
-    Figure 5 (P(m|c) per epoch) a mixture of M > 1, Figure 3 and ranking_vs_models any mixture; the others need
-    only the ground truth (a profile without searches still completes its DAG)."""
-    search = [s["search"] for s in profile.studies]
+    """The figures a profile's ResNet20 searches can feed (every figure draws the ResNet20 study: searches of the
+    other backbones feed none): Figure 4 (the DARTS architectures) needs a DARTS baseline, Figure 5 (P(m|c) per
+    epoch) a mixture of M > 1, Figure 3 and ranking_vs_models any mixture; the others need only the ground truth
+    (a profile without searches still completes its DAG)."""
+    search = [s["search"] for s in profile.studies if s["backbone"] == "resnet20"]
     mixtures = [m for s in search for m in s.get("mixture", [])]
     needs = {"figure4": any(b.startswith("darts") for s in search for b in s.get("baselines", [])),
              "figure5": any(m > 1 for m in mixtures), "figure3": bool(mixtures), "ranking_vs_models": bool(mixtures)}

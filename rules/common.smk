@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from poolnas import plan, settings
+from poolnas.data.datasets import get_dataset
 from poolnas.errors import UsageError
 
 validate(config, "../config/schema.yaml")
@@ -101,7 +102,7 @@ def parent_of(path):
 
 def estimate_wanted(profile):
     """Profiles of real datasets (gpu1, paper), not the generated ones of smoke and mini."""
-    return profile.device != "cpu" and any(d != "twoscale" for d in profile.as_dict()["datasets"])
+    return profile.device != "cpu" and any(get_dataset(d).generator is None for d in profile.as_dict()["datasets"])
 
 
 def _dry_run():

@@ -204,7 +204,7 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None) -> pd.
                                  "cost_steps": i["cost_steps"], "cost_hours": i["cost_hours"],
                                  "status": "ok" if both else NOT_RUN if NOT_RUN in (base["status"], improved["status"])
                                  else i["status"], "note": i["note"]})
-        return pd.DataFrame(rows).astype(object).fillna("")
+        return pd.DataFrame(rows, dtype=object).fillna("")  # object: counts stay integers beside literature rows
     raise UsageError(f"unknown table {name!r}; known: {', '.join(NAMES)}")
 
 

@@ -38,12 +38,13 @@ rule table:
         results=lambda w, input: parent_of(input.csvs[0]),
         published=lambda w, input: parent_of(input.published),
         tables=lambda w, output: parent_of(output[0]),
+        profile=PROFILE_ARG,  # its studies' stands_for: which of our studies fills which of the paper's rows
     localrule: True
     conda:
         "../environment.yml"
     shell:
         "{params.poolnas} tables --results {params.results} --published {params.published} "
-        "--out {params.tables} --only {wildcards.table} 2> {log}"
+        "--out {params.tables} --only {wildcards.table} --profile {params.profile} 2> {log}"
 
 
 rule figure:
@@ -63,12 +64,13 @@ rule figure:
         poolnas=POOLNAS,
         results=lambda w, input: parent_of(input.csvs[0]),
         figures=lambda w, output: parent_of(output.pdf),
+        profile=PROFILE_ARG,  # its studies' stands_for: which of our studies fills which of the paper's rows
     localrule: True
     conda:
         "../environment.yml"
     shell:
         "{params.poolnas} figures --results {params.results} --out {params.figures} --only {wildcards.figure} "
-        "2> {log}"
+        "--profile {params.profile} 2> {log}"
 
 
 rule verification:
@@ -86,9 +88,10 @@ rule verification:
         poolnas=POOLNAS,
         results=lambda w, input: parent_of(input.csvs[0]),
         published=lambda w, input: parent_of(input.published),
+        profile=PROFILE_ARG,
     localrule: True
     conda:
         "../environment.yml"
     shell:
         "{params.poolnas} verify --results {params.results} --published {params.published} "
-        "--released {input.released} --out {output} 2> {log}"
+        "--released {input.released} --out {output} --profile {params.profile} 2> {log}"

@@ -153,6 +153,23 @@ def make_results(root: Path, configs="all", gt_seeds=(0, 1, 2), models=(1, 2, 4,
     return root
 
 
+def add_default_and_picks(root: Path, dataset: str, backbone: str, models=(4,), default_acc=70.0) -> Path:
+    """A Table 3/4-style study beside make_results': the default config (seed 0), a mixture search per M (seed 0)
+    and the standalone run of each pick (seed 0, default_acc + 1 + M); returns the results folder."""
+    runs, space = root / "runs", SPACES[backbone]
+    gt = {c.name: 60.0 + (c.index % 7) for c in space}
+    _write(runs / f"train/{dataset}/{backbone}/{space.default.slug}/seed0.json",
+           train_record(dataset, backbone, space.default, 0, default_acc))
+    for m in models:
+        search = mixture_record(dataset, backbone, m, 0, gt, 0.25)
+        _write(runs / f"search/{dataset}/{backbone}/mixture-M{m}/seed0.json", search)
+        pick = space.parse(search["selected"]["config"])
+        if pick != space.default:
+            _write(runs / f"train/{dataset}/{backbone}/{pick.slug}/seed0.json",
+                   train_record(dataset, backbone, pick, 0, default_acc + 1 + m))
+    return root
+
+
 # --- tests --------------------------------------------------------------------------------------------------
 
 

@@ -297,6 +297,10 @@ def _add_results_arguments(p, *, out: str, out_required: bool) -> None:
     p.add_argument("--results", required=True, help="results/<profile> (after `poolnas aggregate`)")
     p.add_argument("--published", default=plan.PUBLISHED, help="folder of published-number CSVs")
     p.add_argument("--out", required=out_required, default=None, help=out)
+    p.add_argument("--profile", default=None, help="whose `stands_for` keys say which study stands for which of the "
+                   "paper's (a name or .yaml; default: the profile the records name)")
+    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (Tables 1-2, figures; default: the "
+                   "one standing for cifar10, else cifar10 if present, else the first)")
 
 
 def _results_dir(path: str) -> str:
@@ -328,10 +332,7 @@ def _add_tables(sub) -> None:
     p = sub.add_parser("tables", help="the paper's Tables 1-4 with our numbers beside the published ones",
                        description="Tables 1-4 as CSV, LaTeX and Markdown, ours beside the published numbers.")
     _add_results_arguments(p, out="folder for table<N>.csv/.tex/.md", out_required=True)
-    p.add_argument("--only", action="append", choices=plan.TABLE_NAMES, default=None,
-                   help="build only this table (repeatable)")
-    p.add_argument("--dataset", default=None, help="dataset standing in for CIFAR10 in Tables 1-2 "
-                                                   "(default: cifar10 when present, else the results' dataset)")
+    p.add_argument("--only", action="append", choices=plan.TABLE_NAMES, default=None, help="only this one (repeatable)")
     p.set_defaults(func=_tables)
 
 
@@ -339,7 +340,7 @@ def _tables(args) -> int:
     from poolnas.analysis.tables import write_tables
 
     argcheck.output_dir(args.out, "--out")
-    for path in write_tables(args.results, args.published, args.out, args.only, args.dataset):
+    for path in write_tables(args.results, args.published, args.out, args.only, args.dataset, args.profile):
         print(path)
     return 0
 
@@ -350,7 +351,6 @@ def _add_figures(sub) -> None:
     _add_results_arguments(p, out="folder for <figure>.pdf and .png, e.g. figures/<profile>", out_required=True)
     p.add_argument("--only", action="append", choices=plan.FIGURE_NAMES, default=None,
                    help="draw only this figure (repeatable)")
-    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
     p.set_defaults(func=_figures)
 
 
@@ -359,7 +359,7 @@ def _figures(args) -> int:
 
     results = _results_dir(args.results)
     argcheck.output_dir(args.out, "--out")
-    for name, result in make_figures(results, args.out, args.only, args.published, args.dataset).items():
+    for name, result in make_figures(results, args.out, args.only, args.published, args.dataset, args.profile).items():
         print(f"{name}: " + (", ".join(map(str, result)) if isinstance(result, list) else f"skipped ({result})"))
     return 0
 
@@ -372,7 +372,6 @@ def _add_verify(sub) -> None:
                    help=f"the authors' released per-config CSV, for the released-data section (default "
                         f"{plan.RELEASED}; '' leaves the section out)")
     _add_bootstrap(p)
-    p.add_argument("--dataset", default=None, help="dataset of the ResNet20 study (default: cifar10 if present)")
     p.set_defaults(func=_verify)
 
 
@@ -381,7 +380,8 @@ def _verify(args) -> int:
 
     _check_bootstrap(args, minimum=1)
     argcheck.output_file(args.out, "--out")
-    text = write_report(args.results, args.published, args.out, args.released, args.bootstrap, args.seed, args.dataset)
+    text = write_report(args.results, args.published, args.out, args.released, args.bootstrap, args.seed, args.dataset,
+                        args.profile)
     print(args.out if args.out else text, end="\n" if args.out else "")
     return 0
 

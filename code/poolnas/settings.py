@@ -24,6 +24,9 @@ from poolnas.data.datasets import DATASETS, get_dataset
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 SCHEMA_PATH = PROFILE_DIR / "schema.yaml"
+# The paper's studies (dataset, backbone): Tables 1-2 (and the figures), Table 3's two rows, Table 4. A study of a
+# profile fills the rows of the one it `stands_for` (default: its own dataset, with its backbone).
+PAPER_STUDIES = (("cifar10", "resnet20"), ("cifar10", "resnet18"), ("cifar100", "resnet50"), ("food101", "resnet50"))
 RESIZED = "resized-crop-flip"  # the loader recipe of ImageNet-style data (Food101): the ImageNet stem
 
 
@@ -97,6 +100,7 @@ def validate(profile: dict, source: str = "profile") -> dict:
                                      f"configs of {study['backbone']}")
         except UsageError as err:
             raise UsageError(f"{where}: {err}") from None
+    stand_ins(profile, source)  # every stands_for names a paper study of its backbone, each at most once
     return profile
 
 
@@ -126,6 +130,32 @@ def _check_crop(name: str, entry: dict, source: str) -> None:
         size = spec.generator.params({k: v for k, v in entry.items() if k != "crop"})["size"]
         if entry["crop"] > size:
             raise UsageError(f"{source}: datasets/{name}: crop {entry['crop']} exceeds the images' size {size}")
+
+
+def stand_ins(profile: dict, source: str = "profile") -> dict[tuple[str, str], str]:
+    """{(paper dataset, backbone): our dataset} for every study that stands for one of PAPER_STUDIES (its
+    `stands_for` key, else its own dataset); a UsageError for a pair the paper does not have, a study read with
+    another stem than the paper's, or two studies standing for the same."""
+    out: dict[tuple[str, str], str] = {}
+    for study in profile["studies"]:
+        dataset, backbone = study["dataset"], study["backbone"]
+        paper = (study.get("stands_for", dataset), backbone)
+        where = f"{source}: study {dataset}/{backbone}"
+        if paper not in PAPER_STUDIES:
+            if "stands_for" not in study:
+                continue  # a study of its own (glyphs in mini): Tables 1-2 may still take it (analysis.tables)
+            known = ", ".join(d for d, b in PAPER_STUDIES if b == backbone)
+            raise UsageError(f"{where}: stands_for {paper[0]}, but the paper has no {paper[0]}/{backbone} study "
+                             f"(for {backbone}: {known})")
+        ours, theirs = get_dataset(dataset).recipe == RESIZED, get_dataset(paper[0]).recipe == RESIZED
+        if ours != theirs:
+            stem = lambda resized: "the ImageNet stem" if resized else "the CIFAR stem"  # noqa: E731
+            raise UsageError(f"{where}: stands_for {paper[0]}, whose {backbone} has {stem(theirs)}, but {dataset} "
+                             f"is read with recipe {get_dataset(dataset).recipe} ({stem(ours)})")
+        if paper in out:
+            raise UsageError(f"{where}: {out[paper]}/{backbone} already stands for {paper[0]}/{backbone}")
+        out[paper] = dataset
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -213,6 +243,10 @@ class Settings:
         """The crop side of a dataset read with random resized crops; None: the loader's default (224)."""
         dataset_params(self._raw, dataset)  # the same error for a dataset the profile does not list
         return self._raw["datasets"][dataset].get("crop")
+
+    def stand_ins(self) -> dict[tuple[str, str], str]:
+        """{(paper dataset, backbone): our dataset}: which of our studies fills which of the paper's rows."""
+        return stand_ins(self._raw)
 
     @property
     def studies(self) -> list[dict]:

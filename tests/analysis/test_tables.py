@@ -7,9 +7,10 @@ import pytest
 
 from poolnas.analysis import aggregate
 from poolnas.analysis import tables
+from poolnas import settings
 from poolnas.cli import main
 from poolnas.analysis.verify_released import read_published
-from helpers import REPO, empty_results, make_results
+from helpers import REPO, add_default_and_picks, empty_results, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 
@@ -124,3 +125,47 @@ def test_cli_needs_aggregated_results(tmp_path, capsys):
     assert main(["tables", "--results", str(tmp_path / "r"), "--published", str(PUBLISHED), "--out",
                  str(tmp_path / "o")]) == 2
     assert "run `python -m poolnas aggregate" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def stand_in_results(tmp_path_factory):
+    """ResNet20 on twoscale, ResNet18 on glyphs (M = 4) and ResNet50 on glyphs-crops (M = 1, 4): smoke's layout."""
+    results = make_results(tmp_path_factory.mktemp("s") / "stand-ins", gt_seeds=(0,), models=(4,),
+                           search_seeds=(0,), random_k=None)
+    add_default_and_picks(results, "glyphs", "resnet18", models=(4,))
+    add_default_and_picks(results, "glyphs-crops", "resnet50", models=(1, 4), default_acc=50.0)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    return results
+
+
+STAND_IN = {("cifar10", "resnet18"): "glyphs", ("food101", "resnet50"): "glyphs-crops"}
+
+
+def test_tables_3_and_4_read_the_study_standing_for_each_row(stand_in_results, pub):
+    frames = aggregate.load(stand_in_results)
+    t3 = tables.build("table3", frames, pub, stand_in=STAND_IN)
+    row = t3[(t3.source == "paper") & (t3.dataset == "cifar10")].iloc[0]
+    retrain = frames["retrain"].query("dataset == 'glyphs' and backbone == 'resnet18'").test_acc
+    assert row.status == "ok" and row.ours_baseline == "70.00" and row.ours_improved == tables.half_up(retrain.mean())
+    assert row.ours_gap == tables.half_up(retrain.mean() - 70.0, sign=True) and len(retrain) == 1
+    assert row.note.startswith("ours on glyphs/resnet18, standing in for cifar10")
+    other = t3[(t3.source == "paper") & (t3.dataset == "cifar100")].iloc[0]  # no stand-in, no cifar100 runs
+    assert other.status == "not run" and other.note == ""
+    md = tables.to_markdown("table3", t3, "x")
+    assert "standing in for the paper's" in md and "| 70.00 (n=1) |" in md and row.n_baseline == 1  # not 1.0
+    t4 = tables.build("table4", frames, pub, stand_in=STAND_IN).set_index("method")
+    assert set(t4.data) == {"glyphs-crops"} and t4.loc["Default", "ours_acc"] == "50.00"
+    by_m = t4[t4.models != ""].set_index("models")
+    assert by_m.loc["1", "status"] == by_m.loc["4", "status"] == "ok"
+    assert by_m.loc["2", "status"] == by_m.loc["8", "status"] == "not run"
+    for name in ("table3", "table4"):  # without the stand-ins, only the paper's own datasets count
+        table = tables.build(name, frames, pub)
+        assert set(table[table.source == "paper"].status) == {"not run"}, name
+
+
+def test_the_profile_names_the_stand_ins_and_the_records_profile_is_the_default(stand_in_results):
+    frames = aggregate.load(stand_in_results)
+    assert tables.stand_ins(frames) == {}  # the records' profile, "synthetic", is none of the package's
+    assert tables.stand_ins(frames, "smoke") == settings.resolve("smoke").stand_ins()
+    assert tables.stand_ins(frames, "paper")["food101", "resnet50"] == "food101"
+

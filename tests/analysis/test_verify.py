@@ -14,7 +14,7 @@ from poolnas.cli import main
 from poolnas.arch.spaces import get_space
 from poolnas.analysis.verify_released import read_published
 from helpers import REPO
-from helpers import empty_results, make_results
+from helpers import add_default_and_picks, empty_results, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 RELEASED = REPO / plan.RELEASED
@@ -131,6 +131,23 @@ def test_on_the_papers_dataset_accuracies_are_judged_by_the_tolerance(tmp_path):
     ours = float(default.ours.split(" ")[0])
     assert default.verdict == (claims.REPRODUCES if abs(ours - 90.52) <= 0.5 else claims.FAILS)
     assert claims.NOT_COMPARABLE not in {n.verdict for n in numbers.values()}
+
+
+def test_tables_3_and_4_on_stand_in_data_are_shown_not_judged(tmp_path):
+    results = make_results(tmp_path / "s", configs=[24], gt_seeds=(0,), models=(4,), search_seeds=(0,),
+                           random_k=None)
+    add_default_and_picks(results, "glyphs", "resnet18")
+    add_default_and_picks(results, "cifar100", "resnet50", models=(4,), default_acc=77.6)
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    frames, pub = aggregate.load(results), read_published(PUBLISHED)
+    stand_in = {("cifar10", "resnet18"): "glyphs", ("cifar100", "resnet50"): "cifar100"}
+    numbers = {n.key: n for n in verify.number_checks(frames, pub, "twoscale", stand_in)}
+    assert numbers["table3.cifar10/resnet18.baseline"].verdict == claims.NOT_COMPARABLE  # measured on glyphs
+    assert numbers["table3.cifar10/resnet18.baseline"].ours == "70.00 (n=1) [3,2,2,2]"
+    assert numbers["table3.cifar100/resnet50.baseline"].verdict == claims.REPRODUCES  # 77.6 against 77.57
+    assert numbers["table4.Default.acc"].verdict == claims.MISSING  # no study stands for food101
+    without = {n.key: n for n in verify.number_checks(frames, pub, "twoscale")}
+    assert without["table3.cifar10/resnet18.baseline"].verdict == claims.MISSING
 
 
 def test_a_uselessly_wide_interval_is_inconclusive(tmp_path):

@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from poolnas.analysis.aggregate import load, study_dataset  # noqa: E402
+from poolnas.analysis.aggregate import load  # noqa: E402
+from poolnas.analysis.tables import paper_study, stand_ins  # noqa: E402
 from poolnas import plan
 from poolnas.errors import UsageError  # noqa: E402
 from poolnas.records import atomic_write_bytes, atomic_write_text  # noqa: E402
@@ -54,9 +55,10 @@ def _levels(config) -> list[int]:
 class Data:
     """The aggregated CSVs of one results folder, restricted to its ResNet20 study."""
 
-    def __init__(self, results: Path, published: Path | None, dataset: str | None):
-        frames = load(results)
-        self.results, self.dataset = results, dataset or study_dataset(frames, "resnet20", "cifar10")
+    def __init__(self, results: Path, published: Path | None, dataset: str | None, profile: str | None = None):
+        frames = load(results)  # the study standing for the paper's CIFAR10/ResNet20 one (analysis.tables)
+        self.results, self.dataset = results, paper_study(frames, stand_ins(frames, profile), "cifar10", "resnet20",
+                                                          dataset)
         keep = lambda f: f[(f.dataset == self.dataset) & (f.backbone == "resnet20")]  # noqa: E731
         self.gt, self.search, self.evals, self.ranking = (keep(frames[k]) for k in
                                                           ("groundtruth", "search", "search_eval", "ranking"))
@@ -380,10 +382,10 @@ def save(fig, out: Path, name: str) -> list[Path]:
     return [out / f"{name}.pdf", out / f"{name}.png"]
 
 
-def make_figures(results, out, only=None, published=None, dataset=None) -> dict[str, list[Path] | str]:
+def make_figures(results, out, only=None, published=None, dataset=None, profile=None) -> dict[str, list[Path] | str]:
     """Draw each figure; returns name -> written paths, or the reason it was skipped."""
     out, results, done = Path(out), Path(results), {}
-    d = Data(results, Path(published) if published else None, dataset)
+    d = Data(results, Path(published) if published else None, dataset, profile)
     for name in only or NAMES:
         with plt.rc_context(RC):
             try:

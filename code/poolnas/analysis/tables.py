@@ -7,9 +7,12 @@ exist a row says "not run"; literature rows of Table 3 say "literature". Numbers
 decimals, as the paper rounds. Each table is written atomically as CSV, LaTeX (booktabs) and Markdown.
 
 Which of our runs stand for a published row (ROWS): the default config's standalone runs; a search method's picks
-(by method id and number of SuperNets) retrained; or, for "Best conf.", the best ground-truth config. Tables 1-2
-use the ResNet20 study of the results (cifar10 when present, else the profile's dataset, e.g. twoscale); Tables
-3-4 use exactly the paper's dataset and backbone.
+(by method id and number of SuperNets) retrained; or, for "Best conf.", the best ground-truth config. Which of our
+studies stands for which of the paper's is the profile's (`stands_for` of each study, `settings.stand_ins`: a
+study without it stands for the paper's study of its own dataset and backbone). Tables 1-2 take the ResNet20 study
+standing for cifar10, else the one the results have (cifar10 when present, else the first, e.g. glyphs in mini);
+Tables 3-4 take the study standing for each row's dataset and backbone. A row filled from another dataset than the
+paper's says so (Table 3: its note; Tables 1-2 and 4: the data column).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pandas as pd
 
 from poolnas.analysis.aggregate import load, study_dataset
 from poolnas.analysis.checks import half_up
-from poolnas import plan
+from poolnas import plan, settings
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.arch.spaces import get_space
@@ -29,6 +32,7 @@ from poolnas.analysis.verify_released import read_published
 
 NAMES = plan.TABLE_NAMES
 NOT_RUN, RETRAIN_MISSING = "not run", "retraining not run"
+STANDING_IN = "ours on "  # how a Table 3 note names the dataset standing in for the paper's
 # Our search method ids for the published methods. `mixture` and `random` exist (poolnas.search.run); the other ids
 # are the names reserved for baselines not implemented yet: their rows say "not run" until such records exist.
 ROWS = {
@@ -144,12 +148,37 @@ def _ours_columns(res: dict, published_mean: str) -> dict:
             "cost_hours": half_up(res.get("cost_hours"), 4), "status": status, "note": res.get("note", "")}
 
 
-def build(name: str, frames: dict, pub: dict, dataset: str | None = None) -> pd.DataFrame:
-    """One table as text cells (already rounded); columns documented in results/README.md."""
-    compute = pub["compute"]
+def records_profile(frames: dict) -> str | None:
+    """The profile the aggregated records name (the ground truth's, else the searches')."""
+    return next((p for name in ("groundtruth", "search") if name in frames for p in frames[name].profile.dropna()),
+                None)
+
+
+def stand_ins(frames: dict, profile: str | None = None) -> dict[tuple[str, str], str]:
+    """{(paper dataset, backbone): our dataset} of `profile` (a name or .yaml), by default of the profile the
+    records name when it is one of the package's; {} otherwise (every row then reads the paper's own dataset)."""
+    name = profile or records_profile(frames)
+    if name is None or (profile is None and name not in settings.available()):
+        return {}
+    return settings.resolve(name).stand_ins()
+
+
+def paper_study(frames: dict, stand_in: dict, paper_data: str, backbone: str, dataset: str | None = None) -> str | None:
+    """Our dataset for the paper's (paper_data, backbone) study: `dataset` if given, else the profile's stand-in;
+    for ResNet20 (Tables 1-2) else the results' own study of it, for the others else the paper's dataset."""
+    if dataset or (paper_data, backbone) in stand_in:
+        return dataset or stand_in[paper_data, backbone]
+    return study_dataset(frames, backbone, paper_data) if backbone == "resnet20" else paper_data
+
+
+def build(name: str, frames: dict, pub: dict, dataset: str | None = None,
+          stand_in: dict[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """One table as text cells (already rounded); columns documented in results/README.md. `dataset`: ours for
+    Tables 1-2; `stand_in`: the profile's {(paper dataset, backbone): our dataset} (`stand_ins`)."""
+    compute, stand_in = pub["compute"], stand_in or {}
     if name in ("table1", "table2"):
         paper_data, backbone = PAPER_STUDY[name]
-        study = Study(frames, dataset or study_dataset(frames, backbone, paper_data), backbone)
+        study = Study(frames, paper_study(frames, stand_in, paper_data, backbone, dataset), backbone)
         rows = []
         for row in pub[name].itertuples(index=False):
             label = row.method + ("/19683" if name == "table1" and row.method == "SPOS not shared"
@@ -173,14 +202,15 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None) -> pd.
         return pd.DataFrame(rows)
     if name == "table4":
         dataset_, backbone = PAPER_STUDY[name]
-        study, rows = Study(frames, dataset_, backbone), []
+        ours = paper_study(frames, stand_in, dataset_, backbone)
+        study, rows = Study(frames, ours, backbone), []
         for row in pub[name].itertuples(index=False):
             spec = ("default",) if row.method == "Default" else ("search", "mixture", int(row.models))
             rows.append({"method": row.method, "models": row.models, "paper_architecture": row.architecture,
                          "paper_mean": row.acc_mean, "paper_std": row.acc_std,
                          **_ours_columns(study.row(spec), row.acc_mean),
                          "paper_gpu_hours": _gpu_hours(compute, row.method, dataset_, backbone, row.models),
-                         "data": dataset_, "source": "paper"})
+                         "data": ours, "source": "paper"})
         return pd.DataFrame(rows)
     if name == "table3":
         rows = []
@@ -192,8 +222,10 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None) -> pd.
             if row.source == "literature":
                 rows.append(paper | {"status": "literature"})
                 continue
-            study = Study(frames, row.dataset, row.backbone)
+            ours = paper_study(frames, stand_in, row.dataset, row.backbone)
+            study = Study(frames, ours, row.backbone)
             base, improved = study.row(("default",)), study.row(ROWS["Balanced Mixtures"])
+            where = f"{STANDING_IN}{ours}/{row.backbone}, standing in for {row.dataset}" if ours != row.dataset else ""
             b, i = _ours_columns(base, row.baseline_mean), _ours_columns(improved, row.improved_mean)
             both = base["status"] == improved["status"] == "ok"
             rows.append(paper | {"ours_baseline": b["ours_acc"], "ours_baseline_std": b["ours_std"],
@@ -203,7 +235,7 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None) -> pd.
                                  "ours_gap": half_up(improved["mean"] - base["mean"], sign=True) if both else "",
                                  "cost_steps": i["cost_steps"], "cost_hours": i["cost_hours"],
                                  "status": "ok" if both else NOT_RUN if NOT_RUN in (base["status"], improved["status"])
-                                 else i["status"], "note": i["note"]})
+                                 else i["status"], "note": "; ".join(filter(None, [where, i["note"]]))})
         return pd.DataFrame(rows, dtype=object).fillna("")  # object: counts stay integers beside literature rows
     raise UsageError(f"unknown table {name!r}; known: {', '.join(NAMES)}")
 
@@ -264,11 +296,13 @@ def _caption(name: str, table: pd.DataFrame, profile: str) -> str:
     ours = ("Ours: mean ± sample std over n retraining runs (a config picked by several searches counts once per "
             "search), rounded half-up to 2 decimals")
     if name == "table3":
-        return (f"{TITLES[name]}. Published values as printed beside ours ({where}, on the paper's dataset and "
-                f"backbone only). {ours}. Baseline = the default config; Improved = the pick of the M=4 mixture, "
-                "retrained; Gap = Improved - Baseline. Literature rows are quoted by the paper from other work and "
-                "run neither by the paper nor by us. Steps/Hours: search cost per run on our hardware. "
-                "\"not run\": no such runs in our results.")
+        stand_in = any(str(n).startswith(STANDING_IN) for n in table.get("note", []))
+        data = ("on the datasets the notes name, standing in for the paper's" if stand_in
+                else "on the paper's dataset and backbone only")
+        return (f"{TITLES[name]}. Published values as printed beside ours ({where}, {data}). {ours}. "
+                "Baseline = the default config; Improved = the pick of the M=4 mixture, retrained; Gap = Improved - "
+                "Baseline. Literature rows are quoted by the paper from other work and run neither by the paper nor "
+                "by us. Steps/Hours: search cost per run on our hardware. \"not run\": no such runs in our results.")
     return (f"{TITLES[name]}. Published values as printed beside ours ({where}). {ours}; Diff. = ours - "
             "published. Steps/Hours: cost of finding the architecture, per run (search; one standalone training "
             "for Default; one per config for Best conf.), on our hardware; GPU-h (paper): the released V100 "
@@ -307,15 +341,16 @@ def to_latex(name: str, table: pd.DataFrame, profile: str) -> str:
 
 
 def write_tables(results: str | Path, published: str | Path, out: str | Path, only=None,
-                 dataset: str | None = None) -> list[Path]:
+                 dataset: str | None = None, profile: str | None = None) -> list[Path]:
+    """`profile`: whose `stands_for` keys say which study fills which row (default: the records' profile)."""
     frames = load(results, ("groundtruth", "search", "retrain"))
     pub = read_published(published)
-    profile = next(iter(frames["groundtruth"].profile.dropna()), Path(results).name)
+    stand_in, shown = stand_ins(frames, profile), records_profile(frames) or Path(results).name
     written = []
     for name in only or NAMES:
-        table = build(name, frames, pub, dataset)
+        table = build(name, frames, pub, dataset, stand_in)
         for suffix, text in (("csv", table.to_csv(index=False, lineterminator="\n")),
-                             ("tex", to_latex(name, table, profile)), ("md", to_markdown(name, table, profile))):
+                             ("tex", to_latex(name, table, shown)), ("md", to_markdown(name, table, shown))):
             path = Path(out) / f"{name}.{suffix}"
             atomic_write_text(path, text)
             written.append(path)

@@ -6,7 +6,7 @@ import pytest
 
 from poolnas import plan, settings
 from poolnas.analysis.aggregate import search_name as record_search_name
-from poolnas.arch.spaces import RELAXED, SPACES
+from poolnas.arch.spaces import RELAXED, SPACES, get_space
 from poolnas.cli import build_parser
 
 PROFILES = settings.available()
@@ -33,8 +33,8 @@ def test_every_search_name_round_trips_to_its_command_and_back(name):
 def test_record_paths_match_the_rules_wildcards(name):
     profile = settings.resolve(name)
     layout = plan.Layout(profile.name)
-    train = re.escape(f"{layout.runs}/train/") + r"[a-z0-9]+/[a-z0-9-]+/(" + plan.CONFIG_SLUG + r")/seed\d+\.json"
-    search = re.escape(f"{layout.runs}/search/") + r"[a-z0-9]+/[a-z0-9]+/(" + plan.SEARCH_SLUG + r")/seed\d+\.json"
+    train = re.escape(f"{layout.runs}/train/") + r"[a-z0-9-]+/[a-z0-9-]+/(" + plan.CONFIG_SLUG + r")/seed\d+\.json"
+    search = re.escape(f"{layout.runs}/search/") + r"[a-z0-9-]+/[a-z0-9]+/(" + plan.SEARCH_SLUG + r")/seed\d+\.json"
     records = plan.groundtruth_records(profile)
     assert records and all(re.fullmatch(train, r) for r in records)
     assert all(re.fullmatch(search, r) for r in plan.search_records(profile))
@@ -45,10 +45,13 @@ def test_retrain_records_name_configs_and_relaxed_paths():
     picks = {"darts": {"config": None, "path": "010212021"}}
 
     def selected(dataset, backbone, search, seed):
-        return picks.get(search, {"config": "[4,3,3]", "index": 24})
+        default = get_space(backbone).default
+        return picks.get(search, {"config": default.name, "index": default.index})
 
     records = plan.retrain_records(profile, selected)
     assert any("/resnet20/4-3-3/" in r for r in records)
+    assert {"glyphs/resnet18/3-2-2-2", "glyphs/resnet50/3-4-6-3", "glyphs-crops/resnet50/3-4-6-3"} <= {
+        "/".join(r.split("/")[-4:-1]) for r in records}  # the picks of Tables 3-4's searches
     assert any(f"/{RELAXED.name}/010212021/" in r for r in records) == any(
         "darts" in plan.search_names(s) for s in profile.studies)
     assert records == sorted(set(records))
@@ -76,7 +79,9 @@ def test_figures_are_planned_only_where_the_profile_runs_their_searches():
     assert plan.figure_names(smoke) == list(plan.FIGURE_NAMES)
     raw = smoke.as_dict()
     raw["studies"][0]["search"] = {"seeds": [0]}  # ground truth only: the DAG must still complete
+    assert any(s["search"].get("mixture") for s in raw["studies"][1:])  # ResNet18/50 mixtures feed no figure
     assert plan.figure_names(settings.resolve(raw)) == ["figure1", "accuracy_vs_macs", "groundtruth_spread"]
     raw["studies"][0]["search"] = {"seeds": [0], "mixture": [1]}  # no M > 1, no DARTS
     assert plan.figure_names(settings.resolve(raw)) == ["figure1", "figure3", "accuracy_vs_macs",
                                                         "ranking_vs_models", "groundtruth_spread"]
+

@@ -169,3 +169,10 @@ def test_the_profile_names_the_stand_ins_and_the_records_profile_is_the_default(
     assert tables.stand_ins(frames, "smoke") == settings.resolve("smoke").stand_ins()
     assert tables.stand_ins(frames, "paper")["food101", "resnet50"] == "food101"
 
+
+def test_cli_takes_the_stand_ins_from_profile(stand_in_results, tmp_path):
+    out = tmp_path / "tables"
+    assert main(["tables", "--results", str(stand_in_results), "--published", str(PUBLISHED), "--out", str(out),
+                 "--only", "table4", "--profile", "smoke"]) == 0
+    assert "| Default |  | [3,4,6,3] | 84.00 ± 0.10 | [3,4,6,3] | 50.00 (n=1) |" in (out / "table4.md").read_text()
+    assert main(["tables", "--results", str(stand_in_results), "--out", str(out), "--profile", "nope"]) == 2

@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from poolnas.analysis.aggregate import load, study_dataset
-from poolnas.analysis.checks import half_up
+from poolnas.analysis.checks import NOT_RUN, RETRAIN_MISSING, half_up, tex as _tex
 from poolnas import plan
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.arch.spaces import get_space
+from poolnas.analysis import extensions
 from poolnas.analysis.verify_released import read_published
 
 NAMES = plan.TABLE_NAMES
-NOT_RUN, RETRAIN_MISSING = "not run", "retraining not run"
 # Our search method ids for the published methods. `mixture` and `random` exist (poolnas.search.run); the other ids
 # are the names reserved for baselines not implemented yet: their rows say "not run" until such records exist.
 ROWS = {
@@ -287,14 +287,6 @@ def to_markdown(name: str, table: pd.DataFrame, profile: str) -> str:
     return "\n".join(lines + ["", _caption(name, table, profile)] + (["", *notes] if notes else [])) + "\n"
 
 
-def _tex(value) -> str:
-    s = str(value)
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("±", r"$\pm$")):
-        s = s.replace(a, b)
-    return s
-
-
 def to_latex(name: str, table: pd.DataFrame, profile: str) -> str:
     shown = display(name, table)
     lines = [r"\begin{table}[t]", r"\centering", r"\scriptsize", r"\setlength{\tabcolsep}{3pt}",
@@ -313,6 +305,9 @@ def write_tables(results: str | Path, published: str | Path, out: str | Path, on
     profile = next(iter(frames["groundtruth"].profile.dropna()), Path(results).name)
     written = []
     for name in only or NAMES:
+        if name in plan.EXTENSION_ARTEFACTS:  # issue 17's table, ours only: its own module
+            written += extensions.write_table(results, out, profile, dataset)
+            continue
         table = build(name, frames, pub, dataset)
         for suffix, text in (("csv", table.to_csv(index=False, lineterminator="\n")),
                              ("tex", to_latex(name, table, profile)), ("md", to_markdown(name, table, profile))):

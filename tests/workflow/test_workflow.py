@@ -162,10 +162,11 @@ def test_paper_profile_dry_run_lists_the_whole_study():
     proc = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=paper"], REPO)
     counts = job_counts(proc.stdout)
     assert counts["train"] >= 36 * 3  # every ResNet20 config x 3 seeds, plus the other backbones' defaults
-    # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4
-    assert counts["search_run"] == 15 * 3 + 1 + 1 + 4
+    # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4; issue 17's dgconv at
+    # two budgets and conet, each on the default and the best config
+    assert counts["search_run"] == 15 * 3 + 1 + 1 + 4 + 6
     # the dry run of a GPU profile prints its job counts and estimated GPU-hours (poolnas.estimate)
-    assert "profile paper: 321 training/search jobs" in proc.stderr and "GPU-hours" in proc.stderr
+    assert "profile paper: 363 training/search jobs" in proc.stderr and "GPU-hours" in proc.stderr
 
 
 def test_gpu1_profile_dry_run_prints_its_cost_beside_the_papers():

@@ -63,6 +63,6 @@ rule train_variant:
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
-        "--config {wildcards.config} --variant {wildcards.variant} --seed {wildcards.seed} --out {output.record} "
+        "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} "
+        "--backbone {wildcards.backbone} --config {wildcards.config} --variant {wildcards.variant} --seed {wildcards.seed} --out {output.record} "
         "--data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"

@@ -27,7 +27,8 @@ def test_group_and_width_slugs_round_trip(seed):
     g = variants.groups("resnet20", random_bits(seed))
     assert variants.parse("resnet20", g.slug) == g and g.slug.startswith("g")
     rng = random.Random(seed)
-    w = variants.widths("resnet20", [rng.randrange(2, 90, 2) for _ in range(3)], [rng.randrange(2, 90, 2) for _ in range(9)])
+    w = variants.widths("resnet20", [rng.randrange(2, 90, 2) for _ in range(3)],
+                        [rng.randrange(2, 90, 2) for _ in range(9)])
     assert variants.parse("resnet20", w.slug) == w
     assert g.describe()["groups"] == [2 ** (len(b) - sum(b)) for b in g.bits]
 
@@ -93,7 +94,8 @@ def test_default_widths_are_the_plain_network_and_widths_scale_the_cost():
     a, b = plain.state_dict(), same.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert variants.scaled_widths("resnet20", 1.0) == default
-    assert variants.cost(default, "[8,1,1]", 16) == (count_parameters(plain), count_macs("resnet20", R20.parse("[8,1,1]"), 16))
+    assert variants.cost(default, "[8,1,1]", 16) == (count_parameters(plain),
+                                                     count_macs("resnet20", R20.parse("[8,1,1]"), 16))
     small, large = (variants.cost(variants.scaled_widths("resnet20", s), "[4,3,3]", 16) for s in (0.5, 1.5))
     assert small[0] < 272474 < large[0] and small[1] < count_macs("resnet20", R20.default, 16) < large[1]
     assert variants.cost(default, "[4,3,3]", 16, bn="released")[0] == 271802  # as the standalone records count

@@ -117,8 +117,8 @@ def test_conet_trials_replay_the_width_rule(conet):
     states = {n: WidthState(width=16, phi=rule.phi) for n in names}
     assert len(r["trials"]) == 2 and len(r["epochs"]) == 2 * TRIAL_EPOCHS
     for trial in r["trials"]:
-        assert variants.parse("resnet20", trial["variant"]).stream + variants.parse("resnet20", trial["variant"]).inner \
-            == tuple(states[n].width for n in names)
+        trained = variants.parse("resnet20", trial["variant"])
+        assert trained.stream + trained.inner == tuple(states[n].width for n in names)
         for n in names:
             assert len(trial["rank"][n]) == TRIAL_EPOCHS + 1  # R(0) at the trial's start, then one per epoch
             assert trial["ras"][n] == pytest.approx(ras(trial["rank"][n]), abs=1e-6)
@@ -181,9 +181,10 @@ def test_a_resumed_search_writes_the_uninterrupted_record(tiny, dgconv, conet, m
 
 
 def test_a_variant_retrains_standalone_with_its_cost(tiny, dgconv):
-    out = tiny["root"] / "runs" / "train" / "twoscale" / "resnet20" / "4-3-3" / dgconv["selected"]["variant"] / "seed0.json"
-    record = train_run(profile=tiny["profile"], dataset="twoscale", backbone="resnet20", config="4-3-3", seed=0, out=out,
-                       data_dir=tiny["data"], threads=1, device="cpu", epochs=1, variant=dgconv["selected"]["variant"])
+    variant = dgconv["selected"]["variant"]
+    out = tiny["root"] / "runs" / "train" / "twoscale" / "resnet20" / "4-3-3" / variant / "seed0.json"
+    record = train_run(profile=tiny["profile"], dataset="twoscale", backbone="resnet20", config="4-3-3", seed=0,
+                       out=out, data_dir=tiny["data"], threads=1, device="cpu", epochs=1, variant=variant)
     assert record["variant"]["slug"] == dgconv["selected"]["variant"] and record["variant"]["kind"] == "groups"
     assert (record["params"], record["macs"]) == (dgconv["found"]["params"], dgconv["found"]["macs"])
     assert record["config"] == "[4,3,3]" and math.isfinite(record["test_acc"])

@@ -238,7 +238,8 @@ def extension_rows(searches: list[dict], runs: list[dict]) -> list[dict]:
                  "connection_fraction": s["found"].get("connection_fraction"), "search_val_acc": s["val_acc"]}
         for role, arch in [("found", found), *s["compare"].items()]:
             row = base | {"role": role, "variant": arch["variant"],
-                          "architecture": _architecture(role, arch, s["found"]["variant"]), "groups": arch.get("groups"),
+                          "architecture": _architecture(role, arch, s["found"]["variant"]),
+                          "groups": arch.get("groups"),
                           "scale": arch.get("scale"), "search_params": arch["params"], "search_macs": arch["macs"],
                           "connection_fraction": arch.get("connection_fraction"),
                           "search_val_acc": arch.get("search_val_acc")}

@@ -122,7 +122,8 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     def acc(r):
         if r.status != "ok":
             return r.status
-        return (f"{half_up(r.acc)} ± {half_up(r['std'])}" if pd.notna(r["std"]) else half_up(r.acc)) + f" (n={r.n_runs})"
+        mean = f"{half_up(r.acc)} ± {half_up(r['std'])}" if pd.notna(r["std"]) else half_up(r.acc)
+        return f"{mean} (n={r.n_runs})"
 
     def count(v, scale=1.0, places=0):
         return "" if pd.isna(v) else f"{v / scale:,.{places}f}"
@@ -133,7 +134,8 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         "Params": [count(v) for v in table.params], "MACs (M)": [count(v, 1e6, 2) for v in table.macs],
         "Conn.": ["" if pd.isna(v) else f"{100 * v:.0f} %" for v in table.connection_fraction],
         "Acc. (ours)": [acc(r) for _, r in table.iterrows()],
-        "Search val.": [half_up(v) for v in table.search_val_acc], "Search h": [half_up(v, 4) for v in table.search_hours]})
+        "Search val.": [half_up(v) for v in table.search_val_acc],
+        "Search h": [half_up(v, 4) for v in table.search_hours]})
 
 
 def caption(table: pd.DataFrame, profile: str) -> str:
@@ -151,7 +153,8 @@ def caption(table: pd.DataFrame, profile: str) -> str:
 def to_markdown(table: pd.DataFrame, profile: str) -> str:
     shown = display(table)
     lines = [f"### {TITLE}", "", "| " + " | ".join(shown.columns) + " |", "|" + "|".join("---" for _ in shown) + "|"]
-    lines += ["| " + " | ".join(cell(v) if v != "" else "" for v in row) + " |" for row in shown.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v) if v != "" else "" for v in row) + " |"
+              for row in shown.itertuples(index=False)]
     return "\n".join(lines + ["", caption(table, profile)]) + "\n"
 
 

@@ -29,7 +29,7 @@ from poolnas.schemas import read_record  # noqa: E402
 from poolnas.analysis.stats import seed_spread, trend_line  # noqa: E402
 
 SPACE = SPACES["resnet20"]
-NAMES = plan.FIGURE_NAMES
+NAMES = tuple(n for n in plan.FIGURE_NAMES if n not in plan.EXTENSION_ARTEFACTS)  # issue 17's figure: with --only
 # Okabe-Ito colours and a marker per number of SuperNets M.
 M_STYLE = {1: ("#D55E00", "o"), 2: ("#E69F00", "s"), 4: ("#0072B2", "^"), 8: ("#009E73", "D"),
            16: ("#CC79A7", "v")}

@@ -188,7 +188,8 @@ def _variant_problems(r: dict):
         except UsageError as err:
             yield field, str(err)
     if r["found"]["variant"]["slug"] != r["selected"]["variant"]:
-        yield "found.variant.slug", f"{r['found']['variant']['slug']} is not selected.variant {r['selected']['variant']}"
+        yield "found.variant.slug", (f"{r['found']['variant']['slug']} is not selected.variant "
+                                     f"{r['selected']['variant']}")
     if r["pooling"]["config"] != r["selected"]["config"]:
         yield "pooling.config", f"{r['pooling']['config']} is not selected.config {r['selected']['config']}"
 

@@ -87,6 +87,7 @@ def test_dgconv_record_counts_what_it_found(dgconv):
     best = min(macs, key=lambda G: abs(macs[G] - r["found"]["macs"]))
     assert r["compare"]["fixed_groups"]["groups"] == best and r["compare"]["fixed_groups"]["macs"] == macs[best]
     assert r["budget"]["epochs_run"] == len(r["epochs"]) == 2 and r["options"]["exponent"] == -1.0
+    assert [h["gate_lr"] for h in r["epochs"]] == [h["lr"] for h in r["epochs"]] == pytest.approx([0.1, 0.0505])
     schemas.check(r, "search", "dgconv")
 
 

@@ -96,13 +96,16 @@ class DGConvSearch(SingleNetSearch):
         return {"loss": loss.detach().float() * len(y), "objective": objective.detach() * len(y),
                 "hits": (logits.argmax(1) == y).sum()}
 
+    def begin_epoch(self, e):
+        self.gate_lr = self.opt.param_groups[1]["lr"]  # the epoch's, as `lr` (the schedule steps before end_epoch)
+
     def found(self) -> variants.Variant:
         return variants.groups(self.space.name, gate_bits(self.net))
 
     def epoch_state(self, e):
         found = self.found()
         zeta = sum(layer.connections for layer in self.layers)
-        return {"gate_lr": self.opt.param_groups[1]["lr"], "connections": zeta,
+        return {"gate_lr": self.gate_lr, "connections": zeta,
                 "connection_fraction": zeta / self.dense, "groups": found.groups(), "macs": cost(self.ctx, found)[1]}
 
     def end_epoch(self, e, totals, seconds):

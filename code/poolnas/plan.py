@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolnas import settings
-from poolnas.arch.spaces import RELAXED, SPACES, VARIANT_SLUG, get_space
+from poolnas.arch.spaces import RELAXED, SPACES, VARIANT_SLUG, get_space  # noqa: F401 (VARIANT_SLUG: for the rules)
 from poolnas.search.methods import METHODS
 
 PUBLISHED = "paper/published"
@@ -51,8 +51,7 @@ SEARCH_RECORD = "{runs}/search/{dataset}/{backbone}/{search}/seed{seed}.json"
 CONFIG_SLUG = r"\d+(-\d+)+|[0-2]{9}"  # a config slug, or a relaxed-space path (resnet20-relaxed)
 EXTENSION_SLUG = r"(dgconv-R\d+|conet)-(default|best|\d+(-\d+)+)"  # method (and budget), then the pooling
 SEARCH_SLUG = r"[a-z][a-z-]*-(M|K)\d+(-B\d+)?|[a-z][a-z-]*[a-z]|" + EXTENSION_SLUG
-VARIANT_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/{variant}/seed{seed}.json"
-VARIANT_SLUG = VARIANT_SLUG  # a learned-groups or learned-widths variant (arch.spaces, arch.variants)
+VARIANT_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/{variant}/seed{seed}.json"  # VARIANT_SLUG: arch.spaces
 
 
 @dataclass(frozen=True)

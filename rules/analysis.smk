@@ -7,6 +7,7 @@ rule aggregate:
     input:
         runs=groundtruth_records() + search_records(),
         retrains=retrain_records,
+        extension_retrains=extension_retrain_records,  # issue 17: what dgconv and conet found, retrained
     output:
         CSV_FILES,
     log:
@@ -32,7 +33,7 @@ rule table:
     log:
         f"{LOGS}/tables/{{table}}.log",
     wildcard_constraints:
-        table="table[1-4]",
+        table="|".join(plan.TABLE_NAMES),
     params:
         poolnas=POOLNAS,
         results=lambda w, input: parent_of(input.csvs[0]),

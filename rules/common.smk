@@ -26,10 +26,12 @@ DATA = config["data_dir"]
 CKPT = f"{config['checkpoint_dir']}/{P}"
 PUBLISHED = plan.PUBLISHED
 TRAIN_RECORD = plan.TRAIN_RECORD.replace("{runs}", RUNS)
+VARIANT_RECORD = plan.VARIANT_RECORD.replace("{runs}", RUNS)
 SEARCH_RECORD = plan.SEARCH_RECORD.replace("{runs}", RUNS)
-CSVS, CSV_FILES = plan.CSVS, LAYOUT.csv_files()
+CSVS = plan.csv_names(PROFILE)  # extensions.csv only where a study runs issue 17's searches
+CSV_FILES = LAYOUT.csv_files(CSVS)
 RELEASED_CSV = plan.RELEASED  # the authors' per-config table, committed with its provenance (paper/released/)
-TABLE_NAMES = plan.TABLE_NAMES
+TABLE_NAMES = plan.table_names(PROFILE)
 FIGURE_NAMES = plan.figure_names(PROFILE)
 # Each training/search job asks for the profile's `gpus_per_job` (absent: 1 unless the profile pins the CPU); on
 # this host the unit is one slot of a GPU (gpu_slots per GPU, poolnas.engine.runtime.free_gpu). Jobs that run on
@@ -67,6 +69,27 @@ def retrain_records(wildcards):
         return json.loads(Path(job.output.record).read_text())["selected"]
 
     return plan.retrain_records(PROFILE, selected)
+
+
+def extension_retrain_records(wildcards):
+    """The standalone runs of what dgconv and conet found and of their comparisons: known once they have run."""
+
+    def record(dataset, backbone, search, seed):
+        job = checkpoints.search_run.get(dataset=dataset, backbone=backbone, search=search, seed=seed)
+        return json.loads(Path(job.output.record).read_text())
+
+    return plan.extension_retrain_records(PROFILE, record)
+
+
+def groundtruth_of(wildcards):
+    """A search on the best ground-truth config (`best` pooling) reads the study's ground truth: its input."""
+    extension = plan.parse_extension_name(wildcards.search)
+    if not extension or extension[1] != "best":
+        return []
+    layout = plan.Layout(P)
+    study = PROFILE.study(wildcards.dataset, wildcards.backbone)
+    return [layout.train_record(wildcards.dataset, wildcards.backbone, c.slug, seed)
+            for c in settings.groundtruth_configs(study) for seed in study["groundtruth"]["seeds"]]
 
 
 def train_runtime(w):

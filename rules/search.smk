@@ -1,5 +1,6 @@
-# SuperNet searches (mixture-M<models>) and random search at equal cost (random-K<configs>) (poolnas.search.run).
-# A checkpoint: which configs get retrained is known only once a search has picked one.
+# SuperNet searches (mixture-M<models>), random search at equal cost (random-K<configs>), the baselines, and the
+# searches beyond the pooling (dgconv-R<rho>-<pooling>, conet-<pooling>; issue 17) (poolnas.search.run).
+# A checkpoint: which configs (and groups, widths) get retrained is known only once a search has picked them.
 
 
 checkpoint search_run:
@@ -7,6 +8,7 @@ checkpoint search_run:
         "search {wildcards.search} on {wildcards.dataset}/{wildcards.backbone} seed {wildcards.seed} (log: {log})"
     input:
         prepared,
+        groundtruth=groundtruth_of,  # `best` pooling only: the ground truth it picks from
     output:
         record=SEARCH_RECORD,
     log:
@@ -21,6 +23,7 @@ checkpoint search_run:
         data=lambda w, input: data_dir_of(input[0]),
         profile=PROFILE_ARG,
         method=lambda w: plan.search_arguments(w.search),
+        groundtruth=lambda w, input: f"--groundtruth {' '.join(input.groundtruth)}" if input.groundtruth else "",
         checkpoint=lambda w: f"{CKPT}/search/{w.dataset}/{w.backbone}/{w.search}/seed{w.seed}.pt",
     threads: PROFILE.threads
     resources:
@@ -30,6 +33,6 @@ checkpoint search_run:
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} search {params.method} --profile {params.profile} "
+        "{params.poolnas} search {params.method} {params.groundtruth} --profile {params.profile} "
         "--dataset {wildcards.dataset} --backbone {wildcards.backbone} --seed {wildcards.seed} "
         "--out {output.record} --data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"

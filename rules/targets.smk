@@ -5,7 +5,7 @@ rule figures:
     message:
         f"target figures ({P}): done"
     input:
-        LAYOUT.table_files(),
+        LAYOUT.table_files(TABLE_NAMES),
         LAYOUT.figure_files(FIGURE_NAMES),
         LAYOUT.verification,
     default_target: True
@@ -22,7 +22,7 @@ rule tables:
     message:
         f"target tables ({P}): done"
     input:
-        LAYOUT.table_files(),
+        LAYOUT.table_files(TABLE_NAMES),
 
 
 rule verify:
@@ -58,9 +58,10 @@ rule retrain:
         f"target retrain ({P}): done"
     input:
         retrain_records,
+        extension_retrain_records,
 
 
-for _name in TABLE_NAMES:
+for _name in plan.TABLE_NAMES:
 
     rule:
         name:

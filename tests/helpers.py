@@ -24,7 +24,7 @@ class Stop(Exception):
 def comparable(record: dict) -> dict:
     """A search record without its timings: what a rerun or a resumed run must reproduce exactly."""
     out = {k: v for k, v in record.items() if k not in TIMING}
-    for key in ("epochs", "candidate_runs"):
+    for key in ("epochs", "candidate_runs", "trials"):  # trials: CONet
         if key in out:
             out[key] = [{k: v for k, v in h.items() if k not in ("seconds", "eval_seconds")} for h in out[key]]
     return out

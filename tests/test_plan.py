@@ -30,6 +30,62 @@ def test_every_search_name_round_trips_to_its_command_and_back(name):
 
 
 @pytest.mark.parametrize("name", PROFILES)
+def test_every_extension_search_name_round_trips_to_its_command(name):
+    profile = settings.resolve(name)
+    parser = build_parser("search")
+    for study in profile.studies:
+        for search in plan.extension_names(study):
+            assert re.fullmatch(plan.SEARCH_SLUG, search), search
+            method, pooling, rho = plan.parse_extension_name(search)
+            assert plan.extension_name(method, pooling, rho) == search and plan.parse_search_name(search)[1:] == (
+                None, None, None)
+            args = parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", name,
+                                      "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
+            assert (args.method, args.pooling, args.rho) == (method, pooling, rho)
+            record = {"method": method, "backbone": study["backbone"], "budget_rho": rho,
+                      "pooling": {"requested": pooling if pooling in ("default", "best") else
+                                  SPACES[study["backbone"]].parse(pooling).name}}
+            assert record_search_name(record) == search
+
+
+def test_extension_names_cover_every_config_and_budget():
+    study = {"backbone": "resnet20", "extensions": {"seeds": [0], "dgconv": {"configs": ["default", 36],
+                                                                              "budgets": [25, 50]},
+                                                    "conet": {"configs": ["best", "[2,3,5]"]}}}
+    assert plan.extension_names(study) == ["dgconv-R25-default", "dgconv-R50-default", "dgconv-R25-8-1-1",
+                                           "dgconv-R50-8-1-1", "conet-best", "conet-2-3-5"]
+    assert plan.search_seeds(study, "conet-best") == [0]
+
+
+def test_extension_retraining_names_every_variant_and_the_plain_config():
+    profile = settings.resolve("smoke")
+    found = {"dgconv-R50-default": ("[4,3,3]", "g1", {"fixed_groups": {"variant": "g2"}}),
+             "conet-best": ("[8,1,1]", "w1-2", {"uniform_widths": {"variant": "w3-4"}})}
+
+    def record(dataset, backbone, search, seed):
+        config, variant, compare = found[search]
+        return {"selected": {"config": config, "variant": variant}, "compare": compare}
+
+    layout = plan.Layout("smoke")
+    records = plan.extension_retrain_records(profile, record)
+    seeds = profile.study("twoscale", "resnet20")["extensions"]["retrain_seeds"]
+    expected = [layout.variant_record("twoscale", "resnet20", c, v, r) for c, v in
+                (("4-3-3", "g1"), ("4-3-3", "g2"), ("8-1-1", "w1-2"), ("8-1-1", "w3-4")) for r in seeds]
+    expected += [layout.train_record("twoscale", "resnet20", c, r) for c in ("4-3-3", "8-1-1") for r in seeds]
+    assert records == sorted(expected)
+    variant = re.escape(f"{layout.runs}/train/") + r"[a-z0-9]+/[a-z0-9-]+/(" + plan.CONFIG_SLUG + r")/(" + \
+        plan.VARIANT_SLUG + r")/seed\d+\.json"
+    assert all(re.fullmatch(variant, r) for r in records if r.count("/") == 8)
+
+
+def test_only_profiles_with_extensions_plan_their_csv_table_and_figure():
+    smoke, mini = settings.resolve("smoke"), settings.resolve("mini")
+    assert plan.EXTENSION_CSV in plan.csv_names(smoke) and plan.EXTENSION_CSV not in plan.csv_names(mini)
+    assert "groups_widths" in plan.table_names(smoke) and "groups_widths" not in plan.table_names(mini)
+    assert "groups_widths_cost" in plan.figure_names(smoke) and "groups_widths_cost" not in plan.figure_names(mini)
+
+
+@pytest.mark.parametrize("name", PROFILES)
 def test_record_paths_match_the_rules_wildcards(name):
     profile = settings.resolve(name)
     layout = plan.Layout(profile.name)
@@ -79,6 +135,7 @@ def test_figures_are_planned_only_where_the_profile_runs_their_searches():
     assert plan.figure_names(smoke) == list(plan.FIGURE_NAMES)
     raw = smoke.as_dict()
     raw["studies"][0]["search"] = {"seeds": [0]}  # ground truth only: the DAG must still complete
+    raw["studies"][0].pop("extensions")
     assert any(s["search"].get("mixture") for s in raw["studies"][1:])  # ResNet18/50 mixtures feed no figure
     assert plan.figure_names(settings.resolve(raw)) == ["figure1", "accuracy_vs_macs", "groundtruth_spread"]
     raw["studies"][0]["search"] = {"seeds": [0], "mixture": [1]}  # no M > 1, no DARTS

@@ -43,8 +43,7 @@ def _add_space(sub) -> None:
                                    "multiply-adds (torch's FLOP counter, one MAC = 2 FLOPs).")
     p.add_argument("backbone", help=f"one of: {', '.join(plan.BACKBONES)}")
     p.add_argument("--format", choices=["table", "csv"], default="table")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="input side in pixels (default: 32; 224 for --stem imagenet)")
+    p.add_argument("--image-size", type=int, default=None, help="input side (default: 32; 224 for --stem imagenet)")
     p.add_argument("--stem", choices=["cifar", "imagenet"], default="cifar", help="ResNet50 only")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--config", action="append", default=None,
@@ -162,6 +161,7 @@ def _add_train(sub) -> None:
     _add_run_arguments(p, what="training")
     p.add_argument("--config", required=True, help='e.g. "[4,3,3]", 4-3-3, 24 or 0000100100')
     p.add_argument("--epochs", type=int, default=None, help="override the protocol's epoch count")
+    p.add_argument("--variant", default=None, help="learned groups g<hex> or widths w<n>-<n>-... (arch.variants)")
     p.set_defaults(func=_train)
 
 
@@ -173,7 +173,7 @@ def _train(args) -> int:
     try:
         record = train_run(profile=args.profile, dataset=args.dataset, backbone=args.backbone, config=args.config,
                            seed=args.seed, out=args.out, data_dir=args.data_dir, checkpoint=args.checkpoint,
-                           device=args.device, threads=args.threads, epochs=args.epochs)
+                           device=args.device, threads=args.threads, epochs=args.epochs, variant=args.variant)
     except TrainingDiverged as err:
         log(f"poolnas train: error: {err}")
         return 1
@@ -182,17 +182,17 @@ def _train(args) -> int:
 
 
 def _add_search(sub) -> None:
-    p = sub.add_parser("search", help="search pooling configs (balanced mixture of SuperNets, random, baselines)",
+    p = sub.add_parser("search", help="search pooling configs (mixtures, random, baselines), or groups and widths",
                        description="One search over a backbone's pooling configs; the record names the pick.")
     _add_run_arguments(p, what="search")
     p.add_argument("--method", default="mixture", help=f"one of: {', '.join(plan.SEARCH_METHODS)} (default mixture)")
     p.add_argument("--models", type=int, default=None, help="M, the number of SuperNets (mixture)")
-    p.add_argument("--configs", type=int, default=None,
-                   help="K, the configs random search trains (default: the profile's study setting)")
-    p.add_argument("--budget-models", type=int, default=None,
-                   help="B: run at the budget of a mixture of B SuperNets (--method mixture-budget, the control)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="put the checkpoint in DIR/<out name>.pt (instead of --checkpoint)")
+    p.add_argument("--configs", type=int, default=None, help="K, configs random search trains (default: the profile's)")
+    p.add_argument("--budget-models", type=int, default=None, help="B: at the budget of B SuperNets (mixture-budget)")
+    p.add_argument("--checkpoint-dir", default=None, help="put the checkpoint in DIR/<out name>.pt (not --checkpoint)")
+    p.add_argument("--pooling", default=None, help="dgconv, conet: the config searched (any form, default or best)")
+    p.add_argument("--rho", type=int, default=None, help="dgconv: the budget, percent of the dense connections")
+    p.add_argument("--groundtruth", nargs="+", default=None, help="--pooling best: the ground-truth records")
     p.set_defaults(func=_search)
 
 
@@ -202,14 +202,14 @@ def _search(args) -> int:
     from poolnas.search.run import search_run
 
     argcheck.run_arguments(args)
-    checkpoint = args.checkpoint
-    if checkpoint is None and args.checkpoint_dir is not None:
-        checkpoint = Path(args.checkpoint_dir) / (Path(args.out).stem + ".pt")
+    checkpoint = args.checkpoint if args.checkpoint is not None or args.checkpoint_dir is None else \
+        Path(args.checkpoint_dir) / (Path(args.out).stem + ".pt")
     try:
         record = search_run(method=args.method, profile=args.profile, dataset=args.dataset, backbone=args.backbone,
                             seed=args.seed, out=args.out, models=args.models, configs=args.configs,
-                            budget_models=args.budget_models,
-                            data_dir=args.data_dir, checkpoint=checkpoint, device=args.device, threads=args.threads)
+                            budget_models=args.budget_models, pooling=args.pooling, rho=args.rho,
+                            groundtruth=args.groundtruth, data_dir=args.data_dir, checkpoint=checkpoint,
+                            device=args.device, threads=args.threads)
     except (TrainingDiverged, BalancingError) as err:
         log(f"poolnas search: error: {err}")
         return 1

@@ -12,6 +12,9 @@ of activations and of weights):
              (config, model) pair on the search-validation half (mixture: configs x M; samplers: configs)
     retrain  every search's pick x the retrain seeds (an upper bound: picks shared by searches are retrained
              once), priced as the default config (the picks are not known before the searches run)
+    groups/widths  the searches beyond the pooling (issue 17) as standalone training of the default config on the
+             search-train half: dgconv its epochs, conet trials x trial epochs, plus a search-validation pass at the
+             end (conet: per trial); their retraining: what each found and its comparison x the retrain seeds
 Rates (effective FLOP/s of one V100-class GPU, calibrated on the authors' released compute, paper.md section 6):
     ResNet20 standalone: the released default [4,3,3], 200 epochs of 50,000 CIFAR10 images, took 1.5 GPU-hours;
     ResNet20 search: the released balanced mixture (M = 4, 101 epochs) took 6 GPU-hours (the search loop
@@ -118,6 +121,20 @@ def estimate(profile) -> list[dict]:
         one = train_flops(hp["epochs"], n_train, n_test, evaluations(hp), macs(b, get_space(b).default.slug, size))
         rows.append({"study": f"{d}/{b}", "kind": "retrain (at most)", "jobs": retrain,
                      "hours": retrain * one / rate(b, "train") / HOUR})
+        names = plan.extension_names(s)
+        if names:  # beyond the pooling (issue 17): standalone-like trainings of the default config's cost
+            ext, settings_ = s["extensions"], prof.extensions()
+            half, m = n_train // 2, macs(b, get_space(b).default.slug, size)
+            conet = settings_["conet"]
+            cost = {"dgconv": train_flops(settings_["dgconv"]["epochs"] or hp["epochs"], half, half, 1, m),
+                    "conet": train_flops(conet["trials"] * conet["trial_epochs"], half, half, conet["trials"], m)}
+            seeds = len(ext["seeds"])
+            rows.append({"study": f"{d}/{b}", "kind": "groups/widths", "jobs": len(names) * seeds,
+                         "hours": seeds * sum(cost[plan.parse_extension_name(n)[0]] for n in names) / rate(b, "train")
+                         / HOUR})
+            runs = len(names) * seeds * 2 * len(ext.get("retrain_seeds", s["retrain"]["seeds"]))  # found, compared
+            rows.append({"study": f"{d}/{b}", "kind": "their retrain (max)", "jobs": runs,
+                         "hours": runs * one / rate(b, "train") / HOUR})
     return rows
 
 

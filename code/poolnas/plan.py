@@ -5,6 +5,7 @@ names back through the same functions, so a name is written down once. Layout un
 
     results/<profile>/runs/train/<dataset>/<backbone>/<config slug>/seed<S>.json     standalone runs
     results/<profile>/runs/search/<dataset>/<backbone>/<search>/seed<S>.json         searches
+    results/<profile>/runs/train/<dataset>/<backbone>/<config slug>/<variant>/seed<S>.json  issue 17's groups/widths
     results/<profile>/{logs,benchmarks}/...                                          per job, same sub-paths
     results/<profile>/<csv>.csv                                                      tidy tables (aggregate)
     figures/<profile>/<figure>.{pdf,png}, paper/tables/<profile>/<table>.{csv,tex,md}
@@ -12,7 +13,10 @@ names back through the same functions, so a name is written down once. Layout un
 
 A search is named `<method>-M<models>` (mixture), `<method>-K<configs>` (random), `<method>-M<models>-B<budget>`
 (a mixture at another mixture's budget: the equal-budget control) or by its method alone (baselines).
-`search_name` and `parse_search_name` are inverses; a unit test checks the round trip.
+`search_name` and `parse_search_name` are inverses; a unit test checks the round trip. The searches beyond the
+pooling (issue 17) are named by method, budget and pooling: `dgconv-R<rho percent>-<pooling>`, `conet-<pooling>`,
+the pooling `default`, `best` or a config slug (`extension_name`, `parse_extension_name`); what they find is
+retrained under `<config slug>/<variant slug>/` (`arch.variants`).
 
 Layering: this module sits above the library (settings, spaces, the METHODS table, cost) and below `analysis`
 and the command line; it imports nothing that trains.
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poolnas import settings
-from poolnas.arch.spaces import RELAXED, SPACES, get_space
+from poolnas.arch.spaces import RELAXED, SPACES, VARIANT_SLUG, get_space  # noqa: F401 (VARIANT_SLUG: for the rules)
 from poolnas.search.methods import METHODS
 
 PUBLISHED = "paper/published"
@@ -34,16 +38,20 @@ BACKBONES = tuple(SPACES)
 SEARCH_METHODS = tuple(METHODS)
 
 CSVS = ("groundtruth", "search", "search_eval", "search_epochs", "retrain", "ranking")
-TABLE_NAMES = ("table1", "table2", "table3", "table4")
+EXTENSION_CSV = "extensions"  # issue 17: written by aggregate only when there are such records (`csv_names`)
+TABLE_NAMES = ("table1", "table2", "table3", "table4", "groups_widths")
 FIGURE_NAMES = ("figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models",
-                "groundtruth_spread")
+                "groundtruth_spread", "groups_widths_cost")
+EXTENSION_ARTEFACTS = ("groups_widths", "groups_widths_cost")  # issue 17's table and figure: where a study runs them
 TABLE_FORMATS = ("csv", "tex", "md")
 FIGURE_FORMATS = ("pdf", "png")
 
 TRAIN_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/seed{seed}.json"
 SEARCH_RECORD = "{runs}/search/{dataset}/{backbone}/{search}/seed{seed}.json"
 CONFIG_SLUG = r"\d+(-\d+)+|[0-2]{9}"  # a config slug, or a relaxed-space path (resnet20-relaxed)
-SEARCH_SLUG = r"[a-z][a-z-]*-(M|K)\d+(-B\d+)?|[a-z][a-z-]*[a-z]"
+EXTENSION_SLUG = r"(dgconv-R\d+|conet)-(default|best|\d+(-\d+)+)"  # method (and budget), then the pooling
+SEARCH_SLUG = r"[a-z][a-z-]*-(M|K)\d+(-B\d+)?|[a-z][a-z-]*[a-z]|" + EXTENSION_SLUG
+VARIANT_RECORD = "{runs}/train/{dataset}/{backbone}/{config}/{variant}/seed{seed}.json"  # VARIANT_SLUG: arch.spaces
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,8 @@ class Layout:
     def verification(self) -> str:
         return f"paper/verification/{self.profile}.md"
 
-    def csv_files(self) -> list[str]:
-        return [f"{self.results}/{name}.csv" for name in CSVS]
+    def csv_files(self, names=CSVS) -> list[str]:
+        return [f"{self.results}/{name}.csv" for name in names]
 
     def table_files(self, names=TABLE_NAMES) -> list[str]:
         names = [names] if isinstance(names, str) else names
@@ -96,6 +104,10 @@ class Layout:
 
     def search_record(self, dataset: str, backbone: str, search: str, seed: int | str) -> str:
         return SEARCH_RECORD.format(runs=self.runs, dataset=dataset, backbone=backbone, search=search, seed=seed)
+
+    def variant_record(self, dataset: str, backbone: str, config: str, variant: str, seed: int | str) -> str:
+        return VARIANT_RECORD.format(runs=self.runs, dataset=dataset, backbone=backbone, config=config,
+                                     variant=variant, seed=seed)
 
 
 # --- search names -------------------------------------------------------------------------------------------
@@ -119,7 +131,11 @@ def parse_search_name(name: str) -> tuple[str, int | None, int | None, int | Non
 
 
 def search_arguments(name: str) -> str:
-    """The `poolnas search` arguments of a search name."""
+    """The `poolnas search` arguments of a search name (a `best` pooling also needs --groundtruth: the rule adds it)."""
+    extension = parse_extension_name(name)
+    if extension:
+        method, pooling, rho = extension
+        return f"--method {method} --pooling {pooling}" + (f" --rho {rho}" if rho is not None else "")
     method, models, candidates, budget_models = parse_search_name(name)
     return (f"--method {method}" + (f" --models {models}" if models is not None else "")
             + (f" --configs {candidates}" if candidates is not None else "")
@@ -135,8 +151,35 @@ def search_names(study: dict) -> list[str]:
             + list(spec.get("baselines", [])))
 
 
+def extension_name(method: str, pooling: str, rho: int | None = None) -> str:
+    """dgconv-R25-default, conet-best, conet-8-1-1: the directory name of a search beyond the pooling."""
+    return f"{method}-R{rho}-{pooling}" if method == "dgconv" else f"{method}-{pooling}"
+
+
+def parse_extension_name(name: str) -> tuple[str, str, int | None] | None:
+    """(method, pooling, rho) of a search beyond the pooling, None for any other search name."""
+    match = re.fullmatch(EXTENSION_SLUG, name)
+    if not match:
+        return None
+    method, _, rho = match[1].partition("-R")
+    return method, match[2], int(rho) if rho else None
+
+
+def extension_names(study: dict) -> list[str]:
+    """A study's searches beyond the pooling: dgconv per pooling config and budget, then conet per pooling config."""
+    configs, ext = settings.extension_configs(study), study.get("extensions") or {}
+    return ([extension_name("dgconv", c, rho) for c in configs.get("dgconv", []) for rho in ext["dgconv"]["budgets"]]
+            + [extension_name("conet", c) for c in configs.get("conet", [])])
+
+
+def has_extensions(profile: settings.Settings) -> bool:
+    return any(extension_names(s) for s in profile.studies)
+
+
 def search_seeds(study: dict, name: str) -> list[int]:
     """Seeds of one search: the baselines may run fewer (`baseline_seeds`) than the mixture and random search."""
+    if parse_extension_name(name):
+        return study["extensions"]["seeds"]
     spec = study["search"]
     return spec.get("baseline_seeds", spec["seeds"]) if name in spec.get("baselines", []) else spec["seeds"]
 
@@ -151,9 +194,10 @@ def groundtruth_records(profile: settings.Settings) -> list[str]:
 
 
 def search_records(profile: settings.Settings) -> list[str]:
+    """Every search record: the pooling searches, then those beyond the pooling (issue 17)."""
     layout = Layout(profile.name)
-    return [layout.search_record(s["dataset"], s["backbone"], name, seed)
-            for s in profile.studies for name in search_names(s) for seed in search_seeds(s, name)]
+    return [layout.search_record(s["dataset"], s["backbone"], name, seed) for s in profile.studies
+            for name in search_names(s) + extension_names(s) for seed in search_seeds(s, name)]
 
 
 def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
@@ -176,6 +220,35 @@ def retrain_records(profile: settings.Settings, selected_of) -> list[str]:
     return sorted(set(out))
 
 
+def extension_retrain_records(profile: settings.Settings, record_of) -> list[str]:
+    """The standalone runs of what the searches beyond the pooling found and of their comparison architectures (the
+    record's `selected.variant` and `compare`), and of the plain config (dense, default widths), for each
+    `retrain_seeds` (default: the study's retrain seeds); `record_of(dataset, backbone, search, seed)` gives the
+    search record (the workflow reads it once the search has run)."""
+    layout, out = Layout(profile.name), []
+    for s in profile.studies:
+        ext = s.get("extensions") or {}
+        seeds = ext.get("retrain_seeds", s["retrain"]["seeds"])
+        for name in extension_names(s):
+            for seed in search_seeds(s, name):
+                record = record_of(s["dataset"], s["backbone"], name, seed)
+                slug = get_space(s["backbone"]).parse(record["selected"]["config"]).slug
+                found = [record["selected"]["variant"]] + [c["variant"] for c in record["compare"].values()]
+                out += [layout.train_record(s["dataset"], s["backbone"], slug, r) for r in seeds]
+                out += [layout.variant_record(s["dataset"], s["backbone"], slug, v, r) for v in found for r in seeds]
+    return sorted(set(out))
+
+
+def csv_names(profile: settings.Settings) -> tuple[str, ...]:
+    """The tidy CSVs of a profile: extensions.csv only where a study runs searches beyond the pooling."""
+    return CSVS + ((EXTENSION_CSV,) if has_extensions(profile) else ())
+
+
+def table_names(profile: settings.Settings) -> list[str]:
+    """Tables 1-4, and the groups/widths table where a study runs searches beyond the pooling."""
+    return [n for n in TABLE_NAMES if n not in EXTENSION_ARTEFACTS or has_extensions(profile)]
+
+
 def figure_names(profile: settings.Settings) -> list[str]:
     """The figures a profile's ResNet20 searches can feed (every figure draws the ResNet20 study: searches of the
     other backbones feed none): Figure 4 (the DARTS architectures) needs a DARTS baseline, Figure 5 (P(m|c) per
@@ -184,7 +257,8 @@ def figure_names(profile: settings.Settings) -> list[str]:
     search = [s["search"] for s in profile.studies if s["backbone"] == "resnet20"]
     mixtures = [m for s in search for m in s.get("mixture", [])]
     needs = {"figure4": any(b.startswith("darts") for s in search for b in s.get("baselines", [])),
-             "figure5": any(m > 1 for m in mixtures), "figure3": bool(mixtures), "ranking_vs_models": bool(mixtures)}
+             "figure5": any(m > 1 for m in mixtures), "figure3": bool(mixtures), "ranking_vs_models": bool(mixtures),
+             "groups_widths_cost": has_extensions(profile)}
     return [n for n in FIGURE_NAMES if needs.get(n, True)]
 
 

@@ -85,6 +85,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def nearest_even(x: float) -> int:
+    """The even integer nearest x (a CONet width; ties as Python's round)."""
+    return 2 * int(round(x / 2))
+
+
 def sig(x, digits: int = 6):
     """Round every float in a nested structure to `digits` significant digits (tensors become lists)."""
     if type(x).__module__.split(".")[0] in ("torch", "numpy") and hasattr(x, "tolist"):  # np.float32 is no float

@@ -94,6 +94,7 @@ def validate(profile: dict, source: str = "profile") -> dict:
                 raise UsageError(f"{where}: no {section} entry for {key}")
         try:
             groundtruth_configs(study)
+            extension_configs(study)
             for models in study["search"].get("mixture", []):
                 if models > len(get_space(study["backbone"])):
                     raise UsageError(f"mixture of {models} SuperNets exceeds the {len(get_space(study['backbone']))} "
@@ -208,6 +209,15 @@ def groundtruth_configs(study: dict) -> list[Config]:
     return [space.default if str(c) == "default" else space.parse(c) for c in wanted]
 
 
+def extension_configs(study: dict) -> dict[str, list[str]]:
+    """The pooling configs each search beyond the pooling (issue 17) runs on, as `default`, `best` or a config slug."""
+    space, ext = get_space(study["backbone"]), study.get("extensions") or {}
+    if ext.get("conet") and study["backbone"] == "resnet50":
+        raise UsageError("conet searches the widths of resnet20 and resnet18 (basic blocks) only")
+    return {m: [str(c) if str(c) in ("default", "best") else space.parse(c).slug for c in ext[m]["configs"]]
+            for m in ("dgconv", "conet") if m in ext}
+
+
 def find_study(profile: dict, dataset: str, backbone: str) -> dict | None:
     return next((s for s in profile["studies"] if (s["dataset"], s["backbone"]) == (dataset, backbone)), None)
 
@@ -235,6 +245,10 @@ class Settings:
 
     def baselines(self) -> dict:
         return copy.deepcopy(self._raw.get("baselines") or {})
+
+    def extensions(self) -> dict:
+        """The `extensions` section (issue 17: dgconv and conet settings), schema defaults filled."""
+        return copy.deepcopy(self._raw["extensions"])
 
     def dataset_params(self, dataset: str) -> dict:
         return dataset_params(self._raw, dataset)

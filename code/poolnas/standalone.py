@@ -8,7 +8,8 @@ after each epoch), evaluate on the whole test set, write one JSON record atomica
 order and augmentation from the loader's per-epoch generator), so a run is deterministic on CPU and a resumed
 run ends with exactly the record of an uninterrupted one.
 
-Record fields: kind, dataset, backbone, config (name), index, code, seed, profile, test_acc (percent, the
+Record fields: kind, dataset, backbone, config (name), index, code, variant (only with --variant: slug, kind and
+groups per layer or widths, `arch.variants`), seed, profile, test_acc (percent, the
 protocol's `report`: final epoch by default), final_test_acc, best_test_acc, history (per epoch: epoch, lr,
 train_loss, train_acc, test_acc or null, seconds), epochs, train_seconds, images_per_s, params, macs,
 hparams (the resolved protocol), options (decisions.md choices in force), provenance.
@@ -23,6 +24,7 @@ import torch
 from poolnas import settings
 from poolnas.arch.cost import count_macs, count_parameters, relaxed_macs
 from poolnas.arch.models import arch_options, build_model
+from poolnas.arch import variants
 from poolnas.arch.relaxed import build_standalone
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.data import datasets
@@ -52,11 +54,15 @@ def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
 
 
 class Architecture:
-    """What `--backbone/--config` name: a config of a search space, or a path of the relaxed ResNet20 space
-    (`--backbone resnet20-relaxed --config 010111222`, e.g. an architecture found by DARTS)."""
+    """What `--backbone/--config/--variant` name: a config of a search space, or a path of the relaxed ResNet20 space
+    (`--backbone resnet20-relaxed --config 010111222`, e.g. an architecture found by DARTS); `--variant` changes a
+    config's groups or widths (`arch.variants`: what dgconv and conet found, and their comparison architectures)."""
 
-    def __init__(self, backbone: str, config: str):
+    def __init__(self, backbone: str, config: str, variant: str | None = None):
         self.relaxed = backbone == RELAXED.name
+        if variant is not None and self.relaxed:
+            raise UsageError(f"--variant changes a config of resnet20, resnet18 or resnet50, not a {RELAXED.name} path")
+        self.variant = None if variant is None else variants.parse(backbone, variant)
         if self.relaxed:
             self.path = RELAXED.parse(config)
             self.name = self.code = RELAXED.name_of(self.path)
@@ -69,12 +75,17 @@ class Architecture:
     def build(self, num_classes: int, bn: str, stem: str, resnet50_d1_bug: bool, **arch):
         if self.relaxed:
             return build_standalone(self.path, num_classes=num_classes, bn=bn, **arch)
+        if self.variant is not None:
+            return variants.build(self.variant, self.config, num_classes=num_classes, bn=bn, stem=stem,
+                                  resnet50_d1_bug=resnet50_d1_bug, **arch)
         return build_model(self.backbone, self.config, num_classes=num_classes, bn=bn, stem=stem,
                            resnet50_d1_bug=resnet50_d1_bug, **arch)
 
     def macs(self, image_size: int, classes: int, stem: str, stage_widths: list[int] | None = None) -> int:
         if self.relaxed:
             return relaxed_macs(self.path, image_size, classes)
+        if self.variant is not None:
+            return variants.cost(self.variant, self.config.name, image_size, classes, stem)[1]
         return count_macs(self.backbone, self.config, image_size, classes, stem, stage_widths)
 
 
@@ -135,10 +146,11 @@ class Standalone:
 
 def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone: str, config: str, seed: int, out: str | Path,
               data_dir: str | Path = "data", checkpoint: str | Path | None = None, device: str | None = None,
-              threads: int | None = None, epochs: int | None = None) -> dict:
-    """Train one config and write its record to `out`; resume from `checkpoint` when it matches this run."""
+              threads: int | None = None, epochs: int | None = None, variant: str | None = None) -> dict:
+    """Train one config (changed by `variant`) and write its record to `out`; resume from `checkpoint` when it
+    matches this run."""
     prof = settings.resolve(profile)
-    arch = Architecture(backbone, config)
+    arch = Architecture(backbone, config, variant)
     hp = prof.protocol(arch.backbone, dataset)
     if epochs is not None:
         if epochs < 1:
@@ -156,7 +168,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
                **warmup_options(hp), **crop}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
-                   "hparams": hp, "options": options})
+                   "hparams": hp, "options": options, **({"variant": variant} if variant else {})})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
                                         **crop)
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
@@ -172,7 +184,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     optimizer = make_optimizer(model.parameters(), hp)
     run = Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader, test_loader,
                      device=dev, precision=precision, step=torch.compile(train_step) if prof.compile else train_step,
-                     name=f"{dataset}/{backbone} {arch.name} seed {seed}")
+                     name=f"{dataset}/{backbone} {arch.name}{' ' + variant if variant else ''} seed {seed}")
 
     remove_stale_temporaries(out)
     ckpt = Checkpoint(checkpoint or default_path(out), key)
@@ -187,7 +199,8 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     train_seconds = sum(h["seconds"] for h in history)
     record = {
         "kind": "train", "dataset": dataset, "backbone": backbone, "config": arch.name, "index": arch.index,
-        "code": arch.code, "seed": seed, "profile": prof.name,
+        "code": arch.code, **({"variant": arch.variant.describe()} if arch.variant else {}), "seed": seed,
+        "profile": prof.name,
         "test_acc": history[-1]["test_acc"] if hp["report"] == "final" else max(tested),
         "final_test_acc": history[-1]["test_acc"], "best_test_acc": max(tested),
         "test_images": len(data.test) if not hp["drop_last_test"] else None,

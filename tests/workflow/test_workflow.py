@@ -19,7 +19,7 @@ from helpers import REPO
 pytestmark = [pytest.mark.timeout(2400), pytest.mark.slow]
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TRAIN_OR_SEARCH = {"train", "search_run", "prepare_data"}
+TRAIN_OR_SEARCH = {"train", "train_variant", "search_run", "prepare_data"}
 
 
 def sh(args, cwd, timeout=900, check=True):
@@ -66,21 +66,22 @@ def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
     results = root / "results" / "smoke"
     runs = list((results / "runs" / "train").rglob("*.json"))
     assert len(runs) >= 8  # 4 configs x 2 seeds, plus any retrain that is not a ground-truth run
-    # ResNet20: M = 1, 2, 4, 8, the equal-budget control, random search and the ten baselines of Tables 1 and 2;
+    # ResNet20: M = 1, 2, 4, 8, the equal-budget control, random search and the ten baselines of Tables 1 and 2, dgconv on
+    # the default config and conet on the best ground-truth config (issue 17);
     # Table 3: M = 4 on ResNet18 and ResNet50; Table 4: M = 1, 2, 4, 8 on ResNet50 with the ImageNet stem
     searches = results / "runs" / "search"
-    assert len(list((searches / "twoscale").rglob("*.json"))) == 16 and len(list(searches.rglob("*.json"))) == 22
+    assert len(list((searches / "twoscale").rglob("*.json"))) == 18 and len(list(searches.rglob("*.json"))) == 24
     from poolnas import schemas  # every record the DAG wrote matches its schema (checked on write too)
 
     for path in (results / "runs").rglob("seed*.json"):
         schemas.read_record(path, path.relative_to(results / "runs").parts[0])
-    for csv in ["groundtruth", "search", "search_eval", "retrain", "ranking"]:
+    for csv in ["groundtruth", "search", "search_eval", "retrain", "ranking", "extensions"]:
         assert (results / f"{csv}.csv").stat().st_size > 0, csv
-    for table in ["table1", "table2", "table3", "table4"]:
+    for table in ["table1", "table2", "table3", "table4", "groups_widths"]:
         for ext in ["csv", "tex", "md"]:
             assert (root / "paper" / "tables" / "smoke" / f"{table}.{ext}").stat().st_size > 0
     for figure in ["figure1", "figure3", "figure4", "figure5", "accuracy_vs_macs", "ranking_vs_models",
-                   "groundtruth_spread"]:
+                   "groundtruth_spread", "groups_widths_cost"]:
         for ext in ["pdf", "png"]:
             assert (root / "figures" / "smoke" / f"{figure}.{ext}").stat().st_size > 1000, figure
     assert (root / "paper" / "verification" / "smoke.md").stat().st_size > 0
@@ -93,6 +94,15 @@ def test_smoke_dag_runs_end_to_end_and_writes_every_artefact(smoke_repo):
     default = json.loads((results / "runs/train/glyphs-crops/resnet50/3-4-6-3/seed0.json").read_text())
     assert default["options"]["stem"] == "imagenet" and default["options"]["crop"] == 32
     assert default["options"]["stage_widths"] == [8, 16, 32, 64]
+    # issue 17: what dgconv found on the default config and conet on the best ground truth, and their comparisons
+    # at equal MACs / parameters, were retrained (the variants' records under <config>/<variant>/)
+    import pandas as pd
+
+    table = pd.read_csv(root / "paper" / "tables" / "smoke" / "groups_widths.csv")
+    ran = set(zip(table.kind[table.status == "ok"], table.section[table.status == "ok"].str.startswith("default")))
+    assert {("dense", True), ("dgconv", True), ("fixed_groups", True)} <= ran, table
+    assert {("conet", False), ("uniform_widths", False)} <= ran or {("conet", True), ("uniform_widths", True)} <= ran
+    assert list((results / "runs" / "train").glob("*/*/*/[gw]*/seed0.json"))
     # every job logged, every training job benchmarked
     assert len(list((results / "logs" / "train").rglob("*.log"))) == len(runs)
     assert len(list((results / "benchmarks" / "train").rglob("*.tsv"))) == len(runs)
@@ -123,7 +133,7 @@ def test_fresh_clone_regenerates_figures_from_results_alone_with_identical_table
     run = sh(SNAKEMAKE + ["--cores", "2", "figures", "--config", "profile=smoke"], fresh_clone)
     output = run.stdout + run.stderr
     counts = job_counts(output)
-    assert counts.get("table") == 4 and not TRAIN_OR_SEARCH & counts.keys(), output[-3000:]
+    assert counts.get("table") == 5 and not TRAIN_OR_SEARCH & counts.keys(), output[-3000:]
     # Readable progress (profiles/default, rule messages): one short message per job, no input lists.
     messages = re.findall(r"^Job \d+: .+$", output, re.M)
     assert len(messages) == counts["total"] and max(map(len, output.splitlines())) < 200, output[-3000:]
@@ -137,7 +147,7 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
     sh(SNAKEMAKE + ["--cores", "1", "data", "--config", "profile=smoke"], fresh_clone)
     assert (fresh_clone / "data" / "prepared" / "smoke" / "twoscale.txt").exists()
     dry = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=smoke"], fresh_clone)
-    assert not {"train", "search_run"} & job_counts(dry.stdout).keys(), dry.stdout[-3000:]
+    assert not {"train", "train_variant", "search_run"} & job_counts(dry.stdout).keys(), dry.stdout[-3000:]
     # With the data prepared, a deleted record is the one job `groundtruth` redoes (it lists every record; with
     # the CSVs present, `all` alone did not always ask for it), and `all` then refreshes the CSVs.
     runs = fresh_clone / "results" / "smoke" / "runs" / "train" / "twoscale" / "resnet20"
@@ -162,10 +172,11 @@ def test_paper_profile_dry_run_lists_the_whole_study():
     proc = sh(SNAKEMAKE + ["-n", "all", "--config", "profile=paper"], REPO)
     counts = job_counts(proc.stdout)
     assert counts["train"] >= 36 * 3  # every ResNet20 config x 3 seeds, plus the other backbones' defaults
-    # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4
-    assert counts["search_run"] == 15 * 3 + 1 + 1 + 4
+    # CIFAR10 ResNet20 (M = 1, 2, 4, 8, random and ten baselines) x 3 seeds; Tables 3 and 4; issue 17's dgconv at
+    # two budgets and conet, each on the default and the best config
+    assert counts["search_run"] == 15 * 3 + 1 + 1 + 4 + 6
     # the dry run of a GPU profile prints its job counts and estimated GPU-hours (poolnas.estimate)
-    assert "profile paper: 321 training/search jobs" in proc.stderr and "GPU-hours" in proc.stderr
+    assert "profile paper: 363 training/search jobs" in proc.stderr and "GPU-hours" in proc.stderr
 
 
 def test_gpu1_profile_dry_run_prints_its_cost_beside_the_papers():

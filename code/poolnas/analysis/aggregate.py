@@ -4,7 +4,10 @@
     results/<profile>/runs/search/<dataset>/<backbone>/<search>/seed<S>.json        (poolnas.search.run)
 
 become groundtruth.csv, search.csv, search_eval.csv, search_epochs.csv, retrain.csv and ranking.csv in
-results/<profile>/ (columns: results/README.md). The CSVs depend only on the records: rows are sorted, floats are
+results/<profile>/ (columns: results/README.md), and, only when the results hold searches beyond the pooling (issue
+17: dgconv, conet) or runs of their variants (`<config slug>/<variant>/seed<S>.json`), extensions.csv: every
+architecture such a search names (what it found, its comparison) joined with its standalone runs. Those records
+stay out of the other CSVs (they search no pooling; a variant is no ground truth of its config). The CSVs depend only on the records: rows are sorted, floats are
 printed with `FLOAT_FORMAT`, the bootstrap is seeded, and files are written atomically, so aggregating the same
 records twice gives byte-identical files. A category without records gives a header-only CSV.
 
@@ -55,12 +58,17 @@ COLUMNS = {
                                     "share_min", "share_max"],
     "retrain": SEARCH_KEYS + ["search_seed", "config", "index", "seed", "test_acc", "epochs", "steps",
                               "train_seconds"],
+    "extensions": SEARCH_KEYS[:3] + ["method", "search_seed", "pooling", "config", "rho", "role", "variant",
+                                     "architecture", "groups", "scale", "search_params", "search_macs", "connection_fraction", "search_val_acc",
+                                     "search_wall_seconds", "seed", "test_acc", "params", "macs", "epochs",
+                                     "train_seconds"],
     "ranking": SEARCH_KEYS + ["search_seed", "n_configs", "n_searches"]
                + [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi", f"{m}_seed_lo", f"{m}_seed_hi")]
                + ["pick", "pick_index", "pick_gt", "best", "best_index", "best_gt", "selected", "selected_gt",
                   "selected_regret"],
 }
 INT_COLUMNS = {"index", "seed", "epochs", "steps", "params", "macs", "models", "candidates", "selected_index",
+               "rho", "groups", "search_params", "search_macs",
                "epochs_run", "search_train", "search_val", "model", "count", "epoch", "balance_iterations",
                "search_seed", "n_configs", "n_searches", "pick_index", "best_index",
                *(f"{r}_index" for r in RULES)}
@@ -70,7 +78,11 @@ INT_COLUMNS = {"index", "seed", "epochs", "steps", "params", "macs", "models", "
 
 
 def search_name(record: dict) -> str:
-    """The directory name of a search (`plan.search_name`)."""
+    """The directory name of a search (`plan.search_name`; `plan.extension_name` beyond the pooling)."""
+    if record.get("pooling"):
+        requested = record["pooling"]["requested"]
+        pooling = requested if requested in ("default", "best") else get_space(record["backbone"]).parse(requested).slug
+        return plan.extension_name(str(record["method"]), pooling, record.get("budget_rho"))
     return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"),
                             record.get("budget_models"))
 
@@ -197,6 +209,46 @@ def epoch_rows(r: dict) -> list[dict]:
     return rows
 
 
+def _architecture(role: str, arch: dict, found: dict) -> str:
+    """A short description of an architecture a search beyond the pooling names (found groups or widths, or the
+    comparison: one group count, or one width factor)."""
+    if role == "fixed_groups":
+        return f"G = {arch['groups']} in every square conv"
+    if role == "uniform_widths":
+        return f"every width x {arch['scale']:.3g}"
+    if found["kind"] == "groups":
+        counts = pd.Series(found["groups"]).value_counts().sort_index()
+        return "G " + ", ".join(f"{g}x{n}" for g, n in counts.items()) + " (G x layers)"
+    return "stream " + "/".join(map(str, found["stream"])) + "; inner " + "/".join(map(str, found["inner"]))
+
+
+def extension_rows(searches: list[dict], runs: list[dict]) -> list[dict]:
+    """Per search beyond the pooling: what it found (role `found`) and its comparison architectures (roles named as
+    its `compare` entries), each joined with every standalone run of that variant of the config (one row with an
+    empty seed when none exists)."""
+    by_variant: dict[tuple, list[dict]] = {}
+    for t in runs:
+        by_variant.setdefault((t["dataset"], t["backbone"], t["config"], t["variant"]["slug"]), []).append(t)
+    rows = []
+    for s in searches:
+        base = {**{k: s[k] for k in KEYS}, "search": search_name(s), "method": s["method"], "search_seed": s["seed"],
+                "pooling": s["pooling"]["requested"], "config": s["selected"]["config"], "rho": s.get("budget_rho"),
+                "search_wall_seconds": s.get("wall_seconds")}
+        found = {"variant": s["found"]["variant"]["slug"], "params": s["found"]["params"], "macs": s["found"]["macs"],
+                 "connection_fraction": s["found"].get("connection_fraction"), "search_val_acc": s["val_acc"]}
+        for role, arch in [("found", found), *s["compare"].items()]:
+            row = base | {"role": role, "variant": arch["variant"],
+                          "architecture": _architecture(role, arch, s["found"]["variant"]),
+                          "groups": arch.get("groups"),
+                          "scale": arch.get("scale"), "search_params": arch["params"], "search_macs": arch["macs"],
+                          "connection_fraction": arch.get("connection_fraction"),
+                          "search_val_acc": arch.get("search_val_acc")}
+            trained = by_variant.get((s["dataset"], s["backbone"], base["config"], arch["variant"]), [])
+            rows += [row | {"seed": t["seed"], "test_acc": t["test_acc"], "params": t["params"], "macs": t["macs"],
+                            "epochs": t["epochs"], "train_seconds": t["train_seconds"]} for t in trained] or [row]
+    return rows
+
+
 def retrain_rows(searches: list[dict], train: list[dict]) -> list[dict]:
     """Each search's pick joined with every training record of that config (an empty seed when none exists)."""
     by_config: dict[tuple, list[dict]] = {}
@@ -288,6 +340,8 @@ def _frame(rows: list[dict], name: str, sort: list[str]) -> pd.DataFrame:
 def collect(results: str | Path, n_boot: int = 2000, seed: int = 0) -> dict[str, pd.DataFrame]:
     """All tidy tables of one results folder, as DataFrames keyed by file stem."""
     train, searches = records(results, "train"), records(results, "search")
+    variant_runs, train = [t for t in train if t.get("variant")], [t for t in train if not t.get("variant")]
+    beyond, searches = [s for s in searches if s.get("pooling")], [s for s in searches if not s.get("pooling")]
     out = {"groundtruth": _frame(groundtruth_rows(train), "groundtruth", KEYS + ["index", "seed"])}
     order = SEARCH_KEYS[:4]
     out["search"] = _frame(search_rows(searches), "search", KEYS + ["method", "models", "candidates", "seed"])
@@ -300,6 +354,9 @@ def collect(results: str | Path, n_boot: int = 2000, seed: int = 0) -> dict[str,
         warnings.simplefilter("ignore", ConstantInputWarning)
         ranking = ranking_rows(out["groundtruth"], out["search_eval"], out["search"], n_boot, seed)
     out["ranking"] = _frame(ranking, "ranking", order + ["search_seed"])
+    if beyond or variant_runs:
+        out[plan.EXTENSION_CSV] = _frame(extension_rows(beyond, variant_runs), plan.EXTENSION_CSV,
+                                         KEYS + ["config", "search", "search_seed", "role", "seed"])
     return out
 
 
@@ -309,6 +366,8 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 def write(results: str | Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
     paths = []
+    if plan.EXTENSION_CSV not in frames:  # no such records (any more): no extensions.csv, not even a stale one
+        (Path(results) / f"{plan.EXTENSION_CSV}.csv").unlink(missing_ok=True)
     for name, frame in frames.items():
         path = Path(results) / f"{name}.csv"
         atomic_write_text(path, to_csv(frame))
@@ -316,7 +375,7 @@ def write(results: str | Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
     return paths
 
 
-def load(results: str | Path, names=tuple(COLUMNS)) -> dict[str, pd.DataFrame]:
+def load(results: str | Path, names=plan.CSVS) -> dict[str, pd.DataFrame]:
     """Read the aggregated CSVs back (what tables, figures and verify consume)."""
     out = {}
     for name in names:

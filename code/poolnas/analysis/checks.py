@@ -29,6 +29,18 @@ class Check:
                 f"{cell(self.tolerance)} | {verdict} |")
 
 
+NOT_RUN, RETRAIN_MISSING = "not run", "retraining not run"  # a table cell whose runs do not exist (decisions.md)
+
+
+def tex(value) -> str:
+    """`value` as LaTeX text (special characters escaped, ± as math)."""
+    s = str(value)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("±", r"$\pm$")):
+        s = s.replace(a, b)
+    return s
+
+
 def cell(text) -> str:
     """`text` as one Markdown table cell: pipes escaped, on one line, "-" when empty."""
     return str(text).replace("|", "\\|").replace("\n", " ") or "-"

@@ -1,4 +1,4 @@
-"""`figures`: the paper's data figures (1, 3, 4, 5) and four of our own, from the aggregated CSVs.
+"""`figures`: the paper's data figures (1, 3, 4, 5) and five of our own, from the aggregated CSVs.
 
 Every figure is drawn from results/<profile>/*.csv (Figure 5 also reads the P(m|c) history of one search record),
 in one style (seaborn "whitegrid", colour-blind-safe colours paired with distinct markers so that a grey-scale
@@ -30,7 +30,7 @@ from poolnas.schemas import read_record  # noqa: E402
 from poolnas.analysis.stats import seed_spread, trend_line  # noqa: E402
 
 SPACE = SPACES["resnet20"]
-NAMES = plan.FIGURE_NAMES
+NAMES = tuple(n for n in plan.FIGURE_NAMES if n not in plan.EXTENSION_ARTEFACTS)  # issue 17's figure: with --only
 # Okabe-Ito colours and a marker per number of SuperNets M.
 M_STYLE = {1: ("#D55E00", "o"), 2: ("#E69F00", "s"), 4: ("#0072B2", "^"), 8: ("#009E73", "D"),
            16: ("#CC79A7", "v")}
@@ -367,6 +367,16 @@ def groundtruth_spread(d: Data):
     ax.legend(loc="center right", frameon=True, framealpha=0.9)
     ax.set_title(f"ground truth of {len(g)} configs ({d.note()})", fontsize=7.5)
     return fig
+
+
+def groups_widths_cost(d: Data):
+    """Accuracy against MACs and parameters: learned groups (DGConv) and widths (CONet) beside the pooling configs."""
+    from poolnas.analysis.extensions import figure  # issue 17: the table's module draws its figure
+
+    drawn = figure(d.results, d.dataset, d.note())
+    if isinstance(drawn, str):
+        raise Skip(drawn)
+    return drawn
 
 
 # --- writing ------------------------------------------------------------------------------------------------

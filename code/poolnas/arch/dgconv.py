@@ -13,8 +13,9 @@ Only square convs (C_in = C_out = 2^K) are masked here; a conv that changes the 
 of two) stays dense, so the gates of a network live in its width-keeping convs. `export()` turns a layer into a
 real grouped conv (with the channel permutation that makes its groups adjacent), computing the same outputs.
 
-This is the layer and `to_dgconv` (a PoolNet with its square 3x3 convs gated: 79 gates in ResNet20); the search that
-trains gates under a complexity budget (issue 17) is not built yet.
+`to_dgconv` gates a PoolNet's square 3x3 convs (79 gates in ResNet20); `gate_bits` reads the learned pattern and
+`to_grouped` builds a fresh network with that pattern as real grouped convs (retraining what the search found, and
+fixed-group baselines). The search that trains the gates under a complexity budget is `search.dgconv`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def permutation_of(bits: list[int]) -> torch.Tensor:
+    """Channel order that makes the groups of gates `bits` adjacent: the bits of 0-gates first (most significant),
+    then the rest."""
+    K = len(bits)
+    order = [k for k in range(K) if not bits[k]] + [k for k in range(K) if bits[k]]
+    key = [sum(((c >> (K - 1 - k)) & 1) << (K - 1 - i) for i, k in enumerate(order)) for c in range(2 ** K)]
+    return torch.tensor(sorted(range(2 ** K), key=lambda c: key[c]), device="cpu")  # also under a meta device
 
 
 def binarise(logits: torch.Tensor) -> torch.Tensor:
@@ -80,13 +90,12 @@ class DGConv2d(nn.Module):
         """||U||_0 = C * prod_k (1 + g_k) = 2^(K + sum g): the channel pairs connected (times k^2 for weights)."""
         return 2 ** (self.K + self.ones)
 
+    def bits(self) -> list[int]:
+        """The hard gates g_k (first factor first)."""
+        return [int(v) for v in (self.gate_logits.detach() >= 0).tolist()]
+
     def permutation(self) -> torch.Tensor:
-        """Channel order that makes the groups adjacent: the bits of 0-gates first (most significant), then the rest."""
-        hard = (self.gate_logits.detach() >= 0).tolist()
-        order = [k for k in range(self.K) if not hard[k]] + [k for k in range(self.K) if hard[k]]
-        bits = [[(c >> (self.K - 1 - k)) & 1 for k in range(self.K)] for c in range(self.channels)]
-        key = [sum(b[k] << (self.K - 1 - i) for i, k in enumerate(order)) for b in bits]
-        return torch.tensor(sorted(range(self.channels), key=lambda c: key[c]))
+        return permutation_of(self.bits())
 
     @torch.no_grad()
     def export(self) -> "GroupedConv":
@@ -105,7 +114,7 @@ class GroupedConv(nn.Module):
     def __init__(self, conv: nn.Conv2d, perm: torch.Tensor):
         super().__init__()
         self.conv = conv
-        identity = bool((perm == torch.arange(len(perm))).all())
+        identity = perm.tolist() == list(range(len(perm)))  # perm on the CPU: also when built for the meta device
         self.register_buffer("perm", None if identity else perm)
         self.register_buffer("inverse", None if identity else torch.argsort(perm))
 
@@ -117,22 +126,58 @@ class GroupedConv(nn.Module):
         return y[:, self.inverse]
 
 
-def to_dgconv(net: nn.Module, gate_init: float = 1.0) -> nn.Module:
-    """Replace every square 3x3 conv of a PoolNet's blocks (C_in = C_out = 2^K) by a DGConv2d holding the same weight
-    (the convs that change the width stay dense); returns `net`. With gates at 1 the network's function is unchanged.
-    Gates are named `gate_logits`, so an optimiser can keep them out of weight decay."""
+def _width(module: nn.Module) -> int | None:
+    """C of a square 3x3 conv of power-of-two width (plain, gated or grouped), else None."""
     from poolnas.arch.models import Conv
 
-    for block in net.blocks:
-        for name, child in list(block.named_children()):
-            if isinstance(child, Conv) and child.kernel_size == (3, 3) and child.in_channels == child.out_channels \
-                    and 2 ** int(round(math.log2(child.in_channels))) == child.in_channels:
-                layer = DGConv2d(child.in_channels, 3, gate_init).to(child.weight.device)
-                with torch.no_grad():
-                    layer.weight.copy_(child.weight)
-                setattr(block, name, layer)
+    if isinstance(module, DGConv2d):
+        return module.channels
+    conv = module.conv if isinstance(module, GroupedConv) else module if isinstance(module, Conv) else None
+    if conv is None or conv.kernel_size != (3, 3) or conv.in_channels != conv.out_channels:
+        return None
+    return conv.in_channels if 2 ** int(round(math.log2(conv.in_channels))) == conv.in_channels else None
+
+
+def square_convs(net: nn.Module) -> list[tuple[nn.Module, str, int]]:
+    """(block, attribute, C) of every square 3x3 conv of a PoolNet's blocks whose width is a power of two (C_in =
+    C_out = 2^K; plain, gated or grouped), in block order: the layers that carry gates. The convs that change the
+    width stay dense."""
+    return [(block, name, c) for block in net.blocks for name, child in block.named_children()
+            if (c := _width(child)) is not None]
+
+
+def to_dgconv(net: nn.Module, gate_init: float = 1.0) -> nn.Module:
+    """Replace every square conv of `square_convs` by a DGConv2d holding the same weight; returns `net`. With gates at
+    1 the network's function is unchanged. Gates are named `gate_logits`, so an optimiser can keep them out of
+    weight decay."""
+    for block, name, channels in square_convs(net):
+        child = getattr(block, name)
+        layer = DGConv2d(channels, 3, gate_init).to(child.weight.device)
+        with torch.no_grad():
+            layer.weight.copy_(child.weight)
+        setattr(block, name, layer)
     return net
 
 
 def dgconv_layers(net: nn.Module) -> list[DGConv2d]:
     return [m for m in net.modules() if isinstance(m, DGConv2d)]
+
+
+def gate_bits(net: nn.Module) -> list[list[int]]:
+    """The hard gates of every DGConv2d of `net`, layer by layer."""
+    return [layer.bits() for layer in dgconv_layers(net)]
+
+
+def to_grouped(net: nn.Module, bits: list[list[int]]) -> nn.Module:
+    """Replace the square convs of `net` by freshly initialised grouped convs with the groups (and channel order) of
+    the gate pattern `bits`, one list per layer as `gate_bits` gives; returns `net`. The new convs carry
+    nn.Conv2d's own initialisation for their grouped shape (callers re-run their conv_init on the network)."""
+    layers = square_convs(net)
+    if [len(b) for b in bits] != [int(round(math.log2(c))) for _, _, c in layers]:
+        raise ValueError(f"a gate pattern of {[len(b) for b in bits]} bits per layer does not fit the network's "
+                         f"square convs ({[int(round(math.log2(c))) for _, _, c in layers]})")
+    device = next(net.parameters()).device
+    for (block, name, C), b in zip(layers, bits):
+        conv = nn.Conv2d(C, C, 3, padding=1, groups=2 ** (len(b) - sum(b)), bias=False, device=device)
+        setattr(block, name, GroupedConv(conv, permutation_of(b)).to(device))
+    return net

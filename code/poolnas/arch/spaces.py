@@ -202,6 +202,11 @@ SPACES: dict[str, Space] = {
 RELAXED = RelaxedSpace()
 
 
+# A learned-groups or learned-widths variant of a config (issue 17; `arch.variants` reads and builds them): here,
+# torch-free, because the workflow's naming contract (`plan`) uses it as a wildcard pattern.
+VARIANT_SLUG = r"g[0-9a-f]+|w\d+(-\d+)+"
+
+
 def get_space(name: str) -> Space:
     try:
         return SPACES[name]

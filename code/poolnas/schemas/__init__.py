@@ -118,6 +118,16 @@ def _train_problems(r: dict):
         yield ("index" if problem.startswith("index") else "config"), problem
     elif space.parse(r["config"]).code != r["code"]:
         yield "code", f"{r['code']!r} is not the code of {r['config']} ({space.parse(r['config']).code})"
+    if r.get("variant") is not None:
+        from poolnas.arch import variants  # torch: only for the records that need it
+
+        try:
+            described = variants.parse(r["backbone"], r["variant"]["slug"]).describe()
+        except UsageError as err:
+            yield "variant.slug", str(err)
+            return
+        if described != r["variant"]:
+            yield "variant", f"does not describe its slug {r['variant']['slug']} ({_short(described)})"
 
 
 def _search_problems(r: dict):
@@ -160,8 +170,28 @@ def _search_problems(r: dict):
                 yield field, f"a row without {M} entries (one per SuperNet, models = {M})"
         if any(not 0 <= m < M for m in r["assignment"]):
             yield "assignment", f"a SuperNet outside 0..{M - 1}"
+    if r["method"] in ("dgconv", "conet"):
+        yield from _variant_problems(r)
     if r["method"] == "random" and len(r["candidate_runs"]) != r["candidates"]:
         yield "candidate_runs", f"{len(r['candidate_runs'])} runs for candidates = {r['candidates']}"
+
+
+def _variant_problems(r: dict):
+    """dgconv and conet: every architecture they name exists in the backbone, and their pick is what they found."""
+    from poolnas.arch import variants  # torch: only for the records that need it
+
+    slugs = [("selected.variant", r["selected"]["variant"])] + [(f"compare.{k}.variant", v["variant"])
+                                                                for k, v in r["compare"].items()]
+    for field, slug in slugs:
+        try:
+            variants.parse(r["backbone"], slug)
+        except UsageError as err:
+            yield field, str(err)
+    if r["found"]["variant"]["slug"] != r["selected"]["variant"]:
+        yield "found.variant.slug", (f"{r['found']['variant']['slug']} is not selected.variant "
+                                     f"{r['selected']['variant']}")
+    if r["pooling"]["config"] != r["selected"]["config"]:
+        yield "pooling.config", f"{r['pooling']['config']} is not selected.config {r['selected']['config']}"
 
 
 def write_record(path: str | os.PathLike, record: dict) -> None:

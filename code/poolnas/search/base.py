@@ -8,8 +8,8 @@ seconds)`; then `state_dict()` for the checkpoint. After the last epoch `conclud
 
 `SingleNetSearch` is the base of the baselines: one network, its SGD optimiser and per-epoch cosine schedule, the
 epoch's sampler generator and validation stream, and a history entry built from the summed step statistics.
-Subclasses define `build` (the network), `setup` (their extra state), `begin_epoch`, `step`, `epoch_state`,
-`extra_state`/`load_extra` and `conclude`.
+Subclasses define `build` (the network), `param_groups` (optional: what SGD trains), `setup` (their extra state),
+`begin_epoch`, `step`, `epoch_state`, `extra_state`/`load_extra` and `conclude`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from poolnas.data.loader import epoch_generator
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler
 from poolnas.engine.runtime import derive_seed, log, to_device
 
-# Independent streams derived from the run seed: validation-minibatch order, (c, m) sampling, random-search draw.
-VAL_STREAM, SAMPLER, DRAW = 1, 2, 3
+# Independent streams derived from the run seed: validation-minibatch order, (c, m) sampling, random-search draw;
+# CONet seeds trial t's initialisation from (derive_seed(seed, TRIALS), t) (engine.runtime.EVAL_ORDER is 4).
+VAL_STREAM, SAMPLER, DRAW, TRIALS = 1, 2, 3, 5
 
 
 def plain(state):
@@ -94,15 +95,19 @@ class SingleNetSearch(SearchMethod):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.spec, self.bl = ctx.spec, ctx.hp["baseline"]
+        self.spec, self.bl = ctx.spec, ctx.hp.get("baseline")  # None: dgconv (no baseline settings)
         self.net = to_device(self.build(), self.dev, ctx.channels_last)
-        self.opt = make_optimizer(self.net.parameters(), self.hp)
+        self.opt = make_optimizer(self.param_groups(), self.hp)
         self.sched = make_scheduler(self.opt, self.hp, ctx.epochs_run)
         self.setup()
 
     # --- to override ---
     def build(self) -> torch.nn.Module:
         raise NotImplementedError
+
+    def param_groups(self):
+        """What the SGD optimiser trains (parameters, or param groups with their own lr / weight decay)."""
+        return self.net.parameters()
 
     def setup(self) -> None:
         pass
@@ -123,7 +128,7 @@ class SingleNetSearch(SearchMethod):
     def start_epoch(self, e: int) -> None:
         self.lr = current_lr(self.opt)
         self.gen = epoch_generator(derive_seed(self.ctx.seed, SAMPLER), e)
-        self.val_iter = self.ctx.val_stream.stream(e)
+        self.val_iter = self.ctx.val_stream.stream(e) if self.ctx.val_stream else None  # dgconv reads none
         self.begin_epoch(e)
 
     def step_schedules(self, e: int) -> None:

@@ -8,12 +8,14 @@ the variable's rank average slope RAS and mapping condition MC:
     flip    when the direction differs from the last one: freeze if phi had already fallen below gamma, else halve phi
     update  c <- the even integer nearest c * (1 + phi * op), clipped to [c_min, c_max] (a frozen c stays)
 
-This is the rule only; the trials, EVBMF and the width-configurable ResNet20 (issue 17) are not built yet.
+This is the rule only; the trials that feed it are `search.conet`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+from poolnas.records import nearest_even
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,6 @@ class WidthState:
     op: int = 0
     phi: float = RuleSettings.phi
     frozen: bool = False
-
-
-def nearest_even(x: float) -> int:
-    return 2 * int(round(x / 2))
 
 
 def update(state: WidthState, ras: float, mc: float, rule: RuleSettings = RuleSettings()) -> WidthState:

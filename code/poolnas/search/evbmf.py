@@ -12,7 +12,7 @@ The noise variance s2 = sigma^2 is unknown: it minimises the free energy (up to 
 a bounded 1-D minimisation (scipy), between the bounds the solution implies. Pure noise keeps (almost) nothing:
 its singular values stay below the threshold (the Marchenko-Pastur edge is sqrt(M s2)(1 + sqrt(alpha))).
 
-This is the factorisation and the metrics; the CONet trials that use them (issue 17) are not built yet.
+This is the factorisation and the metrics; the CONet trials that use them are `search.conet`.
 """
 
 from __future__ import annotations

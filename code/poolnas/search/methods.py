@@ -16,6 +16,12 @@
     mixture-budget           the same, at the budget of a mixture of --budget-models B SuperNets (control) 36
     random                   K configs trained standalone at the mixture's budget (`search.random`)         36
 
+Beyond the pooling (issue 17), on one pooling config (`--pooling`: a config, `default`, or `best` ground truth):
+    dgconv                   the groups of every square 3x3 conv, by gradient under a budget (--rho PERCENT)
+    conet                    the width of every stage and block, by short trials and EVBMF statistics
+Their settings: the profile's `extensions` section, their own epochs (not the mixture's budget), the search's SGD,
+batch and evaluation settings, and the standalone protocol's network (`extension_settings`).
+
 The baseline ids are those `analysis.tables.ROWS` reserves for the published rows. DARTS: `search.darts`; SPOS not
 shared, MCTS and SBE: `search.samplers`; the relaxed network: `arch.relaxed`. A new method: write a class with the
 hooks of `search.base.SearchMethod` and add one row to METHODS. DARTS and SPOS run on ResNet20 only
@@ -68,7 +74,12 @@ class Method:
 
     @property
     def is_baseline(self) -> bool:
-        return self.family not in ("mixture", "random")
+        return self.family not in ("mixture", "random") and not self.is_extension
+
+    @property
+    def is_extension(self) -> bool:
+        """Searches beyond the pooling (issue 17): they search one pooling config's groups or widths."""
+        return self.family in EXTENSIONS
 
     @property
     def takes_budget(self) -> bool:
@@ -88,7 +99,10 @@ HOOKS = {
     "spos": "poolnas.search.samplers:SposSearch",
     "mcts": "poolnas.search.samplers:MctsSearch",
     "sbe": "poolnas.search.samplers:SbeSearch",
+    "dgconv": "poolnas.search.dgconv:DGConvSearch",
+    "conet": "poolnas.search.conet:CONetSearch",
 }
+EXTENSIONS = ("dgconv", "conet")
 METHODS = {m.name: m for m in [
     Method("mixture", "mixture", size="models"),
     Method("mixture-budget", "mixture", size="models"),  # M SuperNets at the budget of another M (--budget-models)
@@ -103,6 +117,8 @@ METHODS = {m.name: m for m in [
     Method("mcts-uniform", "mcts", {"uniform": True}),
     Method("sbe", "sbe", {"uniform": False}),
     Method("sbe-uniform", "sbe", {"uniform": True}),
+    Method("dgconv", "dgconv"),
+    Method("conet", "conet"),
 ]}
 BASELINES = tuple(name for name, m in METHODS.items() if m.is_baseline)
 
@@ -153,9 +169,53 @@ def settings(baselines: dict, method: str, hp: dict) -> dict:
     return {**hp, "baseline": {"family": family, **spec.structure, **chosen}}
 
 
+NETWORK_KEYS = ("bn", "conv_init", "zero_init_residual", "stem_bn_affine")
+
+
+def extension_settings(extensions: dict, method: str, hp: dict, protocol: dict) -> dict:
+    """The settings of dgconv and conet: the search's SGD, batch and evaluation settings; `extension`, the method's
+    section of the profile's `extensions` (schema defaults filled); `network`, the standalone protocol's BN mode and
+    initialisation (the searched network is the one retraining trains); `epochs`, what the method runs: dgconv its
+    `epochs` (null: the protocol's), conet trials x trial_epochs; no extra epoch."""
+    family = METHODS[method].family
+    ext = dict(extensions[family])
+    if family == "dgconv":
+        ext["epochs"] = ext["epochs"] or protocol["epochs"]
+        epochs = ext["epochs"]
+    else:
+        epochs = ext["trials"] * ext["trial_epochs"]
+    return {**hp, "epochs": epochs, "extra_epoch": False, "extension": {"family": family, **ext},
+            "network": {k: protocol[k] for k in NETWORK_KEYS}}
+
+
+def extension_options(spec: Method, hp: dict) -> dict:
+    ext, net = hp["extension"], hp["network"]
+    out = {"bn": net["bn"], "network": "the standalone protocol's: " + ", ".join(f"{k} {net[k]}" for k in NETWORK_KEYS),
+           "schedule": "cosine per epoch"}
+    if spec.family == "dgconv":
+        return out | {"objective": "L * (o / zeta)^a when zeta > o, else L; zeta = sum_l C_l prod_k (1 + g_k) over the "
+                                   "square 3x3 convs, o = rho x the dense count (extensions.md)",
+                      "gates": "straight-through step at 0, in their own SGD group without weight decay",
+                      "gate_init": ext["gate_init"], "gate_lr": ext["gate_lr"] if ext["gate_lr"] else "the weights' lr",
+                      "exponent": ext["exponent"], "levels": "single level: weights and gates on search-train",
+                      "dense_convs": "the stem, the width-changing convs, projections and the head",
+                      "final_eval": "the gated network, full search-validation split",
+                      "fixed_groups": "one G in every square conv, MACs nearest the found network's"}
+    return out | {"schedule": "cosine per epoch within each trial (restarted per trial)",
+                  "transfer": ext["transfer"], "init_width": ext["init_width"],
+                  "metrics": "EVBMF rank and MC of every conv each epoch (input and output modes averaged), averaged "
+                             "over the convs of a width variable; RAS over the trial, R(0) at its start; MC of its "
+                             "last epoch",
+                  "selected": "the widths after the last trial's update",
+                  "uniform_widths": "every default width x s (nearest even), parameters nearest the found widths'",
+                  "final_eval": "each trial's network, full search-validation split"}
+
+
 def options(method: str, hp: dict, standalone_bn: str) -> dict:
     """What is in force for a method beyond the common search options (merged into the record's `options`)."""
     spec = METHODS[method]
+    if spec.is_extension:
+        return extension_options(spec, hp)
     if spec.family == "mixture":
         return {"bn": "supernet", "final_P": "last epoch's balancing re-applied to the final W",
                 "sampler": "P' = softmax(T W + b), b = -sum log(marginals)",
@@ -204,6 +264,8 @@ def scaled_budget(hp: dict, spec: Method, models, configs, budget_models) -> tup
     budget `total` (the release) keeps the profile's E epochs for every search. `per_supernet` runs a mixture of M
     for M x E epochs (each SuperNet then gets about E epochs of steps), random search with K candidates K x E (the
     M = K mixture's budget), a baseline `baseline_budget` x E, and the mixture-budget control B x E."""
+    if spec.is_extension:
+        return hp, f"its own: {hp['epochs']} epochs over search-train"
     budget_of = (budget_models if spec.takes_budget else models if spec.size == "models"
                  else configs if spec.size == "configs" else hp["baseline_budget"])
     scale = budget_of if hp["budget"] == "per_supernet" else 1

@@ -108,6 +108,8 @@ class SearchContext:
     out: Path
     after_epoch: Callable[[int], None] | None
     name: str
+    pooling: dict | None = None  # dgconv, conet: the pooling config searched ({requested, config, index, rule})
+    rho: int | None = None  # dgconv: the budget, percent of the dense connections
 
     @property
     def precision(self) -> str:
@@ -152,13 +154,15 @@ def images_seen(body: dict) -> int:
 
 def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: str, backbone: str, seed: int, out: str | Path,
             models: int | None = None, configs: int | None = None, budget_models: int | None = None,
+            pooling: str | None = None, rho: int | None = None, groundtruth: list | None = None,
             data_dir: str | Path = "data",
             checkpoint: str | Path | None = None, device: str | None = None, threads: int | None = None,
             after_epoch: Callable[[int], None] | None = None) -> SearchContext:
     """Check the arguments (UsageError before any data is touched), then resolve everything a search needs.
 
     `after_epoch(i)` is called after each checkpoint (mixture and baselines: epoch i; random: the i-th pass over
-    the data).
+    the data). dgconv and conet search one pooling config (`pooling`: any config form, `default`, or `best`, the
+    best mean test accuracy of the standalone records `groundtruth`); dgconv at budget `rho` (percent).
     """
     spec = methods.get_method(method)
     if seed < 0:
@@ -183,12 +187,21 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     else:
         models = configs = None
         methods.check(method, backbone)
+    if spec.is_extension:
+        if (rho is None) != (spec.family != "dgconv") or (rho is not None and not 1 <= rho <= 100):
+            raise UsageError(f"--rho PERCENT (1..100) is required for --method dgconv and taken by no other method; "
+                             f"got {rho} for {method}")
+        found = resolve_pooling(space, pooling or "default", groundtruth)
+    elif pooling is not None or rho is not None:
+        raise UsageError(f"--pooling and --rho apply to --method dgconv and conet only, not {method}")
     if spec.takes_budget:
         if budget_models is None or budget_models < 1:
             raise UsageError(f"--budget-models (>= 1) is required for --method {method}, got {budget_models}")
     elif budget_models is not None:
         raise UsageError(f"--budget-models applies to --method mixture-budget only, not {method}")
     hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
+    if spec.is_extension:
+        hp = methods.extension_settings(prof.extensions(), method, hp, prof.protocol(backbone, dataset))
     hp, budget_note = methods.scaled_budget(hp, spec, models, configs, budget_models)
     params = prof.dataset_params(dataset)
     dev = resolve_device(device or prof.device, prof.gpu_slots)
@@ -208,6 +221,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
     key = run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
+                   **({"pooling": found["config"], "rho": rho} if spec.is_extension else {}),
                    "dataset": data.meta["files"],
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
@@ -218,7 +232,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     eval_loader = Loader.from_prepared(data, "train", hp["eval_batch_size"], augment=False,
                                        shuffle=hp["eval_order"] == "shuffled", drop_last=hp["eval_drop_last"],
                                        indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev, **crop)
-    val_stream = None if spec.family == "random" else Loader.from_prepared(
+    val_stream = None if spec.family == "random" or spec.is_extension else Loader.from_prepared(
         data, "train", hp["batch_size"], augment=False, shuffle=True, indices=val_idx,
         seed=derive_seed(seed, VAL_STREAM), device=dev, **crop)
     remove_stale_temporaries(out)
@@ -227,5 +241,31 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         stem=stem, seed=seed, epochs_run=epochs_run, train_loader=train_loader, eval_loader=eval_loader,
         val_stream=val_stream, search_train=len(train_idx), search_val=len(val_idx), options=options, key=key,
         checkpoint=Checkpoint(checkpoint or default_path(out), key), out=Path(out), after_epoch=after_epoch,
-        name=f"{dataset}/{backbone} {method} seed {seed}")
+        name=f"{dataset}/{backbone} {method} seed {seed}", pooling=found if spec.is_extension else None, rho=rho)
 
+
+def resolve_pooling(space: Space, requested: str, groundtruth) -> dict:
+    """The pooling config a dgconv or conet search runs on: a config, `default`, or `best`: the highest mean test
+    accuracy over the standalone records `groundtruth` (the study's ground truth, as the workflow lists it; the
+    lowest index on ties)."""
+    if requested == "default":
+        return {"requested": "default", "config": space.default.name, "index": space.default.index,
+                "rule": "the space's default"}
+    if requested != "best":
+        config = space.parse(requested)
+        return {"requested": config.name, "config": config.name, "index": config.index, "rule": "given"}
+    from poolnas.schemas import read_record
+
+    if not groundtruth:
+        raise UsageError(f"--pooling best needs --groundtruth RECORD..., the {space.name} ground-truth records to "
+                         "pick the best config from")
+    accs: dict = {}
+    for path in groundtruth:
+        record = read_record(path, "train")
+        if record["backbone"] != space.name or record.get("variant"):
+            raise UsageError(f"--groundtruth {path} is no plain {space.name} standalone record")
+        accs.setdefault(space.parse(record["config"]), []).append(record["test_acc"])
+    best = max(accs, key=lambda c: (sum(accs[c]) / len(accs[c]), -c.index))
+    return {"requested": "best", "config": best.name, "index": best.index,
+            "rule": f"best mean test accuracy of the {len(accs)} configs with ground truth "
+                    f"({sum(map(len, accs.values()))} runs)"}

@@ -245,6 +245,7 @@ def build_model(backbone: str, config: Config | str | None = None, num_classes: 
     stage (`block_widths`), default the paper's."""
     space = get_space(backbone)
     cfg = space.parse(config) if config is not None else space.default
-    widths = None if stage_widths is None else block_widths(backbone, stage_widths)
+    # per-block `widths` (and `inner`) from a variant (issue 17) pass through `arch`; `stage_widths` is a profile's
+    widths = arch.pop("widths", None) if stage_widths is None else block_widths(backbone, stage_widths)
     return PoolNet(backbone, cfg, num_classes=num_classes, bn=bn, stem=stem, resnet50_d1_bug=resnet50_d1_bug,
                    widths=widths, **arch)

@@ -26,7 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from poolnas.arch.dgconv import square_convs, to_grouped
-from poolnas.arch.models import BLOCK_WIDTHS, build_model, init_convs, stage_widths
+from poolnas.arch.models import BLOCK_WIDTHS, build_model, block_widths, init_convs
 from poolnas.arch.spaces import VARIANT_SLUG, get_space
 from poolnas.errors import UsageError
 from poolnas.records import nearest_even
@@ -117,7 +117,7 @@ def build(variant: Variant, config=None, **kw) -> torch.nn.Module:
     """A freshly initialised PoolNet of `config` changed by `variant`; `kw` as `models.build_model` takes them
     (num_classes, bn, stem, resnet50_d1_bug, conv_init, ...)."""
     if variant.kind == "widths":
-        return build_model(variant.backbone, config, widths=stage_widths(variant.backbone, list(variant.stream)),
+        return build_model(variant.backbone, config, widths=block_widths(variant.backbone, list(variant.stream)),
                            inner=variant.inner, **kw)
     net = to_grouped(build_model(variant.backbone, config, **kw), [list(b) for b in variant.bits])
     for block, name, _ in square_convs(net):  # the new grouped convs get the network's conv_init too

@@ -82,13 +82,15 @@ def extension_retrain_records(wildcards):
 
 
 def groundtruth_of(wildcards):
-    """A search on the best ground-truth config (`best` pooling) reads the study's ground truth: its input."""
+    """A search on the best ground-truth config (`best` pooling) reads the study's ground truth: its input. ancient(),
+    as `prepared`: records are cached, so their checkout times in a fresh clone never make the search look stale;
+    a ground-truth run redone in the same invocation still reruns it (snakemake/snakemake#661), as it should."""
     extension = plan.parse_extension_name(wildcards.search)
     if not extension or extension[1] != "best":
         return []
     layout = plan.Layout(P)
     study = PROFILE.study(wildcards.dataset, wildcards.backbone)
-    return [layout.train_record(wildcards.dataset, wildcards.backbone, c.slug, seed)
+    return [ancient(layout.train_record(wildcards.dataset, wildcards.backbone, c.slug, seed))
             for c in settings.groundtruth_configs(study) for seed in study["groundtruth"]["seeds"]]
 
 

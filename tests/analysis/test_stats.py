@@ -214,3 +214,20 @@ def test_trend_line_recovers_a_quadratic():
     assert len(fit["x"]) == 50 and fit["x"][0] == x.min() and fit["x"][-1] == x.max()
     with pytest.raises(ValueError):
         stats.trend_line([1, 2], [1, 2], degree=2)
+
+
+def test_the_seed_range_rule_flags_configs_by_chance_as_often_as_brute_force_says():
+    """erratic_by_chance against a direct simulation of the same rule on the same design: 36 configs x 3 seeds of
+    equal Gaussian noise (issue 18's bar "no config whose seed range exceeds 4 x the median seed SD")."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 36, 3))
+    med = np.median(x.std(axis=2, ddof=1), axis=1, keepdims=True)
+    count = ((x.max(axis=2) - x.min(axis=2)) > 4 * med).sum(axis=1)
+    got = stats.erratic_by_chance([3] * 36, 4.0)
+    assert abs(got["expected"] - count.mean()) < 0.15 and abs(got["p_none"] - (count == 0).mean()) < 0.04
+    assert 1.5 < got["expected"] < 2.3 and 0.1 < got["p_none"] < 0.3  # the rule fails most flawless grids
+    assert stats.erratic_by_chance([3] * 36, 100.0) == {"expected": 0.0, "p_none": 1.0}
+    more_seeds = stats.erratic_by_chance([5] * 36, 4.0)
+    assert more_seeds["expected"] > got["expected"]  # a range grows with the number of seeds, an SD does not
+    one_seed = stats.erratic_by_chance([3] * 35 + [1], 4.0)  # a single seed has no range: never flagged
+    assert one_seed["expected"] < got["expected"]

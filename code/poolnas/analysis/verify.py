@@ -22,7 +22,7 @@ from poolnas.analysis.checks import Check, cell, half_up
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.arch.spaces import SPACES
-from poolnas.analysis.stats import seed_spread
+from poolnas.analysis.stats import erratic_by_chance, seed_spread
 from poolnas.analysis.tables import ROWS, Study, paper_study, records_profile, stand_ins
 from poolnas.analysis.verify_released import read_published
 from poolnas.analysis.released import read_released
@@ -224,12 +224,14 @@ def _signal(gt: pd.DataFrame) -> list[str]:
             if wide[[a, b]].notna().all(axis=1).sum() >= 3]
     tau = float(np.nanmean(taus)) if taus else float("nan")
     erratic = sorted(per.index[(per["max"] - per["min"]) > RANGE_RATIO * s["median_sd"]])
+    chance = erratic_by_chance(gt.groupby("config").test_acc.count(), RANGE_RATIO)
     ok = s["sd"] >= SD_RATIO * s["median_sd"] and tau >= SEED_TAU and not erratic
     return [f"- Ground-truth signal: the SD of the config means is {s['sd']:.2f} points, {s['sd'] / s['median_sd']:.1f} "
             f"x the median seed SD of {s['median_sd']:.2f} (needs >= {SD_RATIO:g}); seed against seed, Kendall tau "
             f"{tau:.2f} on average (needs >= {SEED_TAU:g}); {len(erratic)} configs whose seeds span more than "
             f"{RANGE_RATIO:g} x the median seed SD" + (f" ({', '.join(erratic[:6])})" if erratic else "")
-            + f" (needs none); means span {s['spread']:.2f} points. The ground truth "
+            + f" (needs none; equal Gaussian seed noise would flag {chance['expected']:.1f} on average and none with "
+            f"probability {chance['p_none']:.2f}); means span {s['spread']:.2f} points. The ground truth "
             + ("**ranks configs**" if ok else "**does not rank configs beyond seed noise**, and every ranking claim below rests on it")
             + " (figure `groundtruth_spread`)."]
 

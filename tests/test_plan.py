@@ -12,6 +12,12 @@ from poolnas.cli import build_parser
 PROFILES = settings.available()
 
 
+def search_command(parser, search: str, profile: str):
+    """The search command the workflow runs for a search name, parsed by the command line's own parser."""
+    return parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", profile,
+                              "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
+
+
 @pytest.mark.parametrize("name", PROFILES)
 def test_every_search_name_round_trips_to_its_command_and_back(name):
     profile = settings.resolve(name)
@@ -21,8 +27,7 @@ def test_every_search_name_round_trips_to_its_command_and_back(name):
             assert re.fullmatch(plan.SEARCH_SLUG, search), search
             method, models, candidates, budget = plan.parse_search_name(search)
             assert plan.search_name(method, models, candidates, budget) == search
-            args = parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", name,
-                                      "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
+            args = search_command(parser, search, name)
             assert (args.method, args.models, args.configs, args.budget_models) == (method, models, candidates, budget)
             # aggregate names a record's search the same way the workflow named its folder
             record = {"method": method, "models": models, "candidates": candidates, "budget_models": budget}
@@ -39,8 +44,7 @@ def test_every_extension_search_name_round_trips_to_its_command(name):
             method, pooling, rho = plan.parse_extension_name(search)
             assert plan.extension_name(method, pooling, rho) == search and plan.parse_search_name(search)[1:] == (
                 None, None, None)
-            args = parser.parse_args(["search", *plan.search_arguments(search).split(), "--profile", name,
-                                      "--dataset", "d", "--backbone", "b", "--seed", "0", "--out", "o.json"])
+            args = search_command(parser, search, name)
             assert (args.method, args.pooling, args.rho) == (method, pooling, rho)
             record = {"method": method, "backbone": study["backbone"], "budget_rho": rho,
                       "pooling": {"requested": pooling if pooling in ("default", "best") else

@@ -32,7 +32,7 @@ def erratic_by_chance(seeds_per_config, ratio: float, reps: int = 4000, seed: in
     """What the rule "a config's seed range exceeds `ratio` x the median seed SD" flags when every config has the
     same Gaussian seed noise (nothing failed): the expected count of flagged configs and the chance that it flags
     none, by simulation of the same design (configs with their numbers of seeds). With 36 configs x 3 seeds and
-    ratio 4 it flags about 1.9 configs by chance alone and none only 20 % of the time, so a count near that says
+    ratio 4 it flags about 1.8 configs by chance alone and none only 21 % of the time, so a count near that says
     nothing about failed seeds."""
     n = np.asarray(seeds_per_config, dtype=int)
     rng = np.random.default_rng(seed)

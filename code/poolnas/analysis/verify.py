@@ -215,7 +215,7 @@ def _signal(gt: pd.DataFrame) -> list[str]:
     the config means >= SD_RATIO x the median per-config seed SD; the mean Kendall tau between the configs' accuracies
     of two seeds >= SEED_TAU (the ground truth ranks itself); no config whose seed range exceeds RANGE_RATIO x the
     median seed SD (no seed that failed or started late)."""
-    per = gt.groupby("config").test_acc.agg(["mean", "std", "min", "max"])
+    per = gt.groupby("config").test_acc.agg(["mean", "std", "min", "max", "count"])
     s = seed_spread(per["mean"], per["std"])
     if len(per) < 2 or not s["median_sd"] > 0:
         return []
@@ -224,7 +224,7 @@ def _signal(gt: pd.DataFrame) -> list[str]:
             if wide[[a, b]].notna().all(axis=1).sum() >= 3]
     tau = float(np.nanmean(taus)) if taus else float("nan")
     erratic = sorted(per.index[(per["max"] - per["min"]) > RANGE_RATIO * s["median_sd"]])
-    chance = erratic_by_chance(gt.groupby("config").test_acc.count(), RANGE_RATIO)
+    chance = erratic_by_chance(per["count"], RANGE_RATIO)
     ok = s["sd"] >= SD_RATIO * s["median_sd"] and tau >= SEED_TAU and not erratic
     return [f"- Ground-truth signal: the SD of the config means is {s['sd']:.2f} points, {s['sd'] / s['median_sd']:.1f} "
             f"x the median seed SD of {s['median_sd']:.2f} (needs >= {SD_RATIO:g}); seed against seed, Kendall tau "

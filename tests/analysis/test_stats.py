@@ -226,7 +226,10 @@ def test_the_seed_range_rule_flags_configs_by_chance_as_often_as_brute_force_say
     got = stats.erratic_by_chance([3] * 36, 4.0)
     assert abs(got["expected"] - count.mean()) < 0.15 and abs(got["p_none"] - (count == 0).mean()) < 0.04
     assert 1.5 < got["expected"] < 2.3 and 0.1 < got["p_none"] < 0.3  # the rule fails most flawless grids
-    assert stats.erratic_by_chance([3] * 36, 100.0) == {"expected": 0.0, "p_none": 1.0}
+    worst = ((x.max(axis=2) - x.min(axis=2)) / med).max(axis=1)  # the largest span of each flawless grid
+    assert abs((worst > got["calibrated"]).mean() - 0.05) < 0.015 and got["calibrated"] > 4  # 4 x is below chance's
+    strict = stats.erratic_by_chance([3] * 36, 100.0)
+    assert (strict["expected"], strict["p_none"], strict["calibrated"]) == (0.0, 1.0, got["calibrated"])
     more_seeds = stats.erratic_by_chance([5] * 36, 4.0)
     assert more_seeds["expected"] > got["expected"]  # a range grows with the number of seeds, an SD does not
     one_seed = stats.erratic_by_chance([3] * 35 + [1], 4.0)  # a single seed has no range: never flagged

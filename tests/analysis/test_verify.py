@@ -162,20 +162,26 @@ def test_a_uselessly_wide_interval_is_inconclusive(tmp_path):
 
 
 @pytest.mark.parametrize("seed_noise, outlier, verdict", [
-    (0.5, False, "**ranks configs**"), (20.0, False, "does not rank configs"),
-    (0.5, True, "does not rank configs")])  # one config with a failed seed: the spread is large, yet it fails
+    (0.5, None, "**ranks configs**"), (20.0, None, "does not rank configs"),
+    (0.5, "failed", "does not rank configs"),  # one config with a failed seed: the spread is large, yet it fails
+    (0.5, "wide", "**ranks configs**")])  # seeds 5 x the median SD apart: over issue 18's 4 x, as chance often is
 def test_report_states_whether_the_ground_truth_ranks_configs(seed_noise, outlier, verdict):
     rng = np.random.default_rng(0)
     configs = [c.name for c in get_space("resnet20").configs]
     means = np.linspace(60, 90, len(configs))  # 30 points apart
     gt = pd.DataFrame([{"config": c, "seed": s, "test_acc": m + seed_noise * rng.standard_normal()}
                        for c, m in zip(configs, means) for s in range(3)])
-    if outlier:
-        gt.loc[(gt.config == configs[-1]) & (gt.seed == 0), "test_acc"] = 10.0
+    last = gt.config == configs[-1]
+    if outlier == "failed":
+        gt.loc[last & (gt.seed == 0), "test_acc"] = 10.0
+    if outlier == "wide":
+        median_sd = gt[~last].groupby("config").test_acc.std().median()
+        gt.loc[last, "test_acc"] = 90 + median_sd * np.array([-2.5, 0.0, 2.5])
     [line] = verify._signal(gt)
     stats = gt.groupby("config").test_acc.agg(["mean", "std"])
     assert verdict in line and f"{stats['mean'].std() / stats['std'].median():.1f} x the median seed SD" in line
-    assert ("1 configs whose seeds span" in line) == outlier and "seed noise would flag" in line
+    assert ("1 configs whose seeds span" in line) == (outlier is not None) and "seed noise would flag" in line
+    assert ("1 over 6.2 x" in line) == (outlier == "failed")  # 36 x 3: flawless grids exceed 6.2 x 5 % of the time
     assert verify._signal(gt[gt.seed == 0]) == []  # one seed: no SD, nothing to say
 
 

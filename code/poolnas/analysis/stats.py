@@ -28,21 +28,24 @@ def seed_spread(means, stds) -> dict[str, float]:
     return {"spread": means.max() - means.min(), "sd": means.std(ddof=1), "median_sd": stds.median()}
 
 
-def erratic_by_chance(seeds_per_config, ratio: float, reps: int = 4000, seed: int = 0) -> dict[str, float]:
-    """What the rule "a config's seed range exceeds `ratio` x the median seed SD" flags when every config has the
-    same Gaussian seed noise (nothing failed): the expected count of flagged configs and the chance that it flags
-    none, by simulation of the same design (configs with their numbers of seeds). With 36 configs x 3 seeds and
-    ratio 4 it flags about 1.8 configs by chance alone and none only 21 % of the time, so a count near that says
-    nothing about failed seeds."""
+def erratic_by_chance(seeds_per_config, ratio: float, alpha: float = 0.05, reps: int = 4000,
+                      seed: int = 0) -> dict[str, float]:
+    """What the rule "a config's seed range exceeds `ratio` x the median seed SD" does when every config has the
+    same Gaussian seed noise (nothing failed), by simulation of the same design (configs with their numbers of seeds):
+    the expected count of flagged configs, the chance that it flags none, and `calibrated`, the ratio that flawless
+    grids of this design exceed (in any config) only `alpha` of the time. With 36 configs x 3 seeds and ratio 4 the
+    rule flags about 1.8 configs by chance alone and none only 21 % of the time, so a count near that says nothing
+    about failed seeds; a range above `calibrated` x the median seed SD does (a seed that failed or started late)."""
     n = np.asarray(seeds_per_config, dtype=int)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((reps, len(n), max(n.max(), 1)))
     x[:, np.arange(x.shape[2])[None, :] >= n[:, None]] = np.nan  # config i keeps its first n[i] draws
     sd = np.full(x.shape[:2], np.nan)
     sd[:, n >= 2] = np.nanstd(x[:, n >= 2], axis=2, ddof=1)
-    flagged = (np.nanmax(x, axis=2) - np.nanmin(x, axis=2)) > ratio * np.nanmedian(sd, axis=1, keepdims=True)
-    count = flagged.sum(axis=1)
-    return {"expected": float(count.mean()), "p_none": float((count == 0).mean())}
+    spans = (np.nanmax(x, axis=2) - np.nanmin(x, axis=2)) / np.nanmedian(sd, axis=1, keepdims=True)
+    count = (spans > ratio).sum(axis=1)
+    return {"expected": float(count.mean()), "p_none": float((count == 0).mean()),
+            "calibrated": float(np.quantile(spans.max(axis=1), 1 - alpha))}
 
 
 def _aligned(gt, score) -> tuple[np.ndarray, np.ndarray, pd.Index]:

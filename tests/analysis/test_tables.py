@@ -56,6 +56,29 @@ def test_tables_keep_the_papers_rows_in_order(synthetic, pub):
     assert list(t2.method[len(pub["table2"]):]) == [label for label, _ in tables.EXTRA_TABLE2]
 
 
+def test_table2_has_a_row_for_each_equal_budget_control(tmp_path, pub):
+    """Issue 18's control, one SuperNet trained as long as the M=8 mixture: its own row beside the mixtures, with its
+    picks retrained (here the ground truth), and no such row in a study without controls."""
+    import json
+
+    results = make_results(tmp_path / "r", gt_seeds=(0, 1), models=(1, 8), search_seeds=(0, 1), random_k=None)
+    for seed in (0, 1):
+        record = json.loads((results / f"runs/search/twoscale/resnet20/mixture-M1/seed{seed}.json").read_text())
+        control = results / f"runs/search/twoscale/resnet20/mixture-budget-M1-B8/seed{seed}.json"
+        control.parent.mkdir(parents=True, exist_ok=True)
+        control.write_text(json.dumps(record | {"method": "mixture-budget", "budget_models": 8}))
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    t2 = tables.build("table2", aggregate.load(results), pub).set_index("method")
+    row = t2.loc["One SuperNet (M=1) at the M=8 mixture's budget (our control)"]
+    picks = aggregate.load(results)["search"].query("search == 'mixture-budget-M1-B8'").selected_config
+    assert row.status == "ok" and row.n_searches == 2 and row.source == "ours only"
+    assert all(p in row.ours_architecture for p in picks) and row.n_runs == 2 * picks.nunique()
+    assert t2.loc["SPOS"].n_searches == 2  # the plain M=1 searches are not pooled with the control
+    plain = make_results(tmp_path / "p", gt_seeds=(0, 1), models=(1,), search_seeds=(0,), random_k=None)
+    aggregate.write(plain, aggregate.collect(plain, n_boot=0))
+    assert not tables.build("table2", aggregate.load(plain), pub).method.str.contains("our control").any()
+
+
 def test_our_numbers_come_from_the_runs(synthetic, pub):
     frames = aggregate.load(synthetic)
     gt = frames["groundtruth"]

@@ -99,10 +99,17 @@ class Study:
             out["note"] = f"best of the {n_configs} of {total} configs trained"
         return out
 
-    def searched(self, method: str, models: int | None) -> dict:
+    def controls(self) -> list[int]:
+        """The budgets B of the study's equal-budget controls (mixture-budget-M1-B<B>: one SuperNet as long as M=B)."""
+        names = self.search.search[self.search.method == "mixture-budget"].unique()
+        return sorted(b for b in (plan.parse_search_name(n)[3] for n in names) if b is not None)
+
+    def searched(self, method: str, models: int | None, name: str | None = None) -> dict:
         mask = self.search.method == method
         if models is not None:
             mask &= self.search.models.eq(models).fillna(False)
+        if name is not None:
+            mask &= self.search.search == name
         runs = self.search[mask.astype(bool)]
         if runs.empty:
             return {"status": NOT_RUN}
@@ -125,7 +132,7 @@ class Study:
             return {"status": NOT_RUN}
         kind = spec[0]
         return self.default() if kind == "default" else self.bruteforce() if kind == "bruteforce" \
-            else self.searched(spec[1], spec[2])
+            else self.searched(*spec[1:])
 
 
 def _gpu_hours(compute: pd.DataFrame, label: str, dataset: str, backbone: str, models: str = "") -> str:
@@ -191,7 +198,10 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None,
                          "paper_gpu_hours": _gpu_hours(compute, row.method, paper_data, backbone),
                          "data": study.dataset or "", "source": "paper"})
         if name == "table2":
-            for label, spec in EXTRA_TABLE2:
+            controls = [(f"One SuperNet (M=1) at the M={b} mixture's budget (our control)",
+                         ("search", "mixture-budget", 1, plan.search_name("mixture-budget", 1, budget_models=b)))
+                        for b in study.controls()]
+            for label, spec in EXTRA_TABLE2 + controls:
                 rows.append({"rank": "", "method": label, "paper_architecture": "", "paper_mean": "",
                              "paper_std": "", **_ours_columns(study.row(spec), ""), "paper_gpu_hours": "",
                              "data": study.dataset or "", "source": "ours only"})

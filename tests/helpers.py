@@ -153,6 +153,16 @@ def make_results(root: Path, configs="all", gt_seeds=(0, 1, 2), models=(1, 2, 4,
     return root
 
 
+def add_control(root: Path, budget: int, seeds=(0, 1), dataset: str = "twoscale") -> Path:
+    """Issue 18's equal-budget control beside make_results' M=1 searches: each seed's M=1 record as a
+    mixture-budget-M1-B<budget> search (one SuperNet trained as long as the M=budget mixture); returns the folder."""
+    for seed in seeds:
+        record = json.loads((root / f"runs/search/{dataset}/resnet20/mixture-M1/seed{seed}.json").read_text())
+        _write(root / f"runs/search/{dataset}/resnet20/mixture-budget-M1-B{budget}/seed{seed}.json",
+               record | {"method": "mixture-budget", "budget_models": budget})
+    return root
+
+
 def add_default_and_picks(root: Path, dataset: str, backbone: str, models=(4,), default_acc=70.0) -> Path:
     """A Table 3/4-style study beside make_results': the default config (seed 0), a mixture search per M (seed 0)
     and the standalone run of each pick (seed 0, default_acc + 1 + M); returns the results folder."""

@@ -7,7 +7,7 @@ import pytest
 from poolnas.analysis import aggregate
 from poolnas.analysis import figures
 from poolnas.cli import main
-from helpers import REPO, make_results
+from helpers import REPO, add_control, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 
@@ -39,6 +39,20 @@ def test_redrawing_gives_the_same_bytes(drawn, tmp_path):
     figures.make_figures(results, tmp_path, only=["figure3", "groundtruth_spread"], published=PUBLISHED)
     for name in ("figure3.pdf", "figure3.png", "groundtruth_spread.pdf", "groundtruth_spread.png"):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_the_ranking_figure_shows_the_equal_budget_control_only_when_it_ran(tmp_path):
+    results = make_results(tmp_path / "r", configs=[1, 9, 13, 24, 29, 36], gt_seeds=(0, 1), models=(1, 4),
+                           search_seeds=(0, 1), random_k=None)
+    labels = []
+    for control in (False, True):
+        if control:
+            add_control(results, budget=4)
+        aggregate.write(results, aggregate.collect(results, n_boot=20))
+        fig = figures.ranking_vs_models(figures.Data(results, PUBLISHED, None))
+        labels.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
+    assert not any("control" in t for t in labels[0])
+    assert "M=1 at this M's budget (control)" in labels[1]
 
 
 def test_missing_data_skips_with_a_note_and_never_draws(tmp_path, capsys):

@@ -10,7 +10,7 @@ from poolnas.analysis import tables
 from poolnas import settings
 from poolnas.cli import main
 from poolnas.analysis.verify_released import read_published
-from helpers import REPO, add_default_and_picks, empty_results, make_results
+from helpers import REPO, add_control, add_default_and_picks, empty_results, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 
@@ -59,14 +59,8 @@ def test_tables_keep_the_papers_rows_in_order(synthetic, pub):
 def test_table2_has_a_row_for_each_equal_budget_control(tmp_path, pub):
     """Issue 18's control, one SuperNet trained as long as the M=8 mixture: its own row beside the mixtures, with its
     picks retrained (here the ground truth), and no such row in a study without controls."""
-    import json
-
-    results = make_results(tmp_path / "r", gt_seeds=(0, 1), models=(1, 8), search_seeds=(0, 1), random_k=None)
-    for seed in (0, 1):
-        record = json.loads((results / f"runs/search/twoscale/resnet20/mixture-M1/seed{seed}.json").read_text())
-        control = results / f"runs/search/twoscale/resnet20/mixture-budget-M1-B8/seed{seed}.json"
-        control.parent.mkdir(parents=True, exist_ok=True)
-        control.write_text(json.dumps(record | {"method": "mixture-budget", "budget_models": 8}))
+    results = add_control(make_results(tmp_path / "r", gt_seeds=(0, 1), models=(1, 8), search_seeds=(0, 1),
+                                       random_k=None), budget=8)
     aggregate.write(results, aggregate.collect(results, n_boot=0))
     t2 = tables.build("table2", aggregate.load(results), pub).set_index("method")
     row = t2.loc["One SuperNet (M=1) at the M=8 mixture's budget (our control)"]

@@ -290,6 +290,7 @@ def ranking_vs_models(d: Data):
     if r.empty:
         raise Skip("needs mixture searches and ground truth of at least 3 configs (ranking.csv has no rows)")
     pooled, seeds = r[r.search_seed.isna()].sort_values("models"), r[r.search_seed.notna()]
+    controls = d.ranking[(d.ranking.method == "mixture-budget") & d.ranking.search_seed.isna()]
     fig, axes = plt.subplots(2, 2, figsize=(6.4, 4.6), sharex=True)
     jitter = lambda v: v * 2 ** np.random.default_rng(0).uniform(-0.07, 0.07, len(v))  # noqa: E731
 
@@ -305,6 +306,10 @@ def ranking_vs_models(d: Data):
     for ax, metric, title in ((axes[0, 0], "kendall_tau", "Kendall τ-b"), (axes[0, 1], "spearman", "Spearman ρ")):
         ax.scatter(jitter(seeds.models.to_numpy(float)), seeds[metric], s=9, color="#999999", label="one search")
         band(ax, metric, label="seeds pooled (95% CI)")
+        for row in controls.itertuples():  # issue 18's control: one SuperNet trained as long as the M=B mixture
+            v, lo, hi = (getattr(row, metric + k) for k in ("", "_lo", "_hi"))
+            ax.errorbar([plan.parse_search_name(row.search)[3] * 1.1], [v], yerr=[[v - lo], [hi - v]], fmt="D",
+                        color="#CC79A7", ms=4, capsize=2.5, label="M=1 at this M's budget (control)")
         if metric == "kendall_tau" and d.published is not None:
             p = d.published["figure3"].astype(float)
             ax.scatter(p.models, p.kendall_tau, marker="x", color="#D55E00", s=18, label="paper (CIFAR10)", zorder=4)

@@ -257,7 +257,8 @@ def _search_health(frames: dict, dataset: str | None, gt: pd.DataFrame) -> list[
         ok = bool((gap <= LEARNED).all() and (g.assigned_untrained.fillna(0) == 0).all())
         least = g.argmax_least_visited.dropna()
         lines.append(
-            f"  - {name} ({len(g)} seeds): assigned accuracy median {g.assigned_acc_median.min():.1f}-"
+            f"  - {name} ({len(g)} seed{'s' * (len(g) != 1)}): assigned accuracy median "
+            f"{g.assigned_acc_median.min():.1f}-"
             f"{g.assigned_acc_median.max():.1f} %, {int(g.assigned_untrained.fillna(0).sum())} configs assigned to "
             f"an untrained SuperNet, {100 * g.untrained_pairs.mean():.0f} % of pairs never trained, corr(W, visits) "
             f"{g.w_visits_corr.mean():.2f}, corr(W, accuracy) {g.w_acc_corr.mean():.2f}"

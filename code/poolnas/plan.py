@@ -142,6 +142,13 @@ def search_arguments(name: str) -> str:
             + (f" --budget-models {budget_models}" if budget_models is not None else ""))
 
 
+def control_budgets(names) -> list[int]:
+    """The budgets B of the equal-budget controls among search names (mixture-budget-M1-B<B>), sorted, once each."""
+    parsed = (parse_search_name(str(n)) for n in names)
+    return sorted({budget for method, models, _, budget in parsed
+                   if method == "mixture-budget" and models == 1 and budget is not None})
+
+
 def search_names(study: dict) -> list[str]:
     """The searches of a study: each mixture size, the equal-budget controls, random search, then each baseline."""
     spec = study["search"]

@@ -99,11 +99,6 @@ class Study:
             out["note"] = f"best of the {n_configs} of {total} configs trained"
         return out
 
-    def controls(self) -> list[int]:
-        """The budgets B of the study's equal-budget controls (mixture-budget-M1-B<B>: one SuperNet as long as M=B)."""
-        names = self.search.search[self.search.method == "mixture-budget"].unique()
-        return sorted(b for b in (plan.parse_search_name(n)[3] for n in names) if b is not None)
-
     def searched(self, method: str, models: int | None, name: str | None = None) -> dict:
         mask = self.search.method == method
         if models is not None:
@@ -200,7 +195,7 @@ def build(name: str, frames: dict, pub: dict, dataset: str | None = None,
         if name == "table2":
             controls = [(f"One SuperNet (M=1) at the M={b} mixture's budget (our control)",
                          ("search", "mixture-budget", 1, plan.search_name("mixture-budget", 1, budget_models=b)))
-                        for b in study.controls()]
+                        for b in plan.control_budgets(study.search.search)]
             for label, spec in EXTRA_TABLE2 + controls:
                 rows.append({"rank": "", "method": label, "paper_architecture": "", "paper_mean": "",
                              "paper_std": "", **_ours_columns(study.row(spec), ""), "paper_gpu_hours": "",

@@ -19,6 +19,7 @@ from scipy import stats as sp_stats
 from poolnas.analysis import claims as C
 from poolnas.analysis.aggregate import load
 from poolnas.analysis.checks import Check, cell, half_up
+from poolnas import plan
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.arch.spaces import SPACES
@@ -180,8 +181,7 @@ def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int, pub:
             C.picks_better(ev, 4, "single SuperNet's (M=1) pick", spos if len(spos) else None,
                            "Table 1 (91.55 vs 90.61)", e.get("pick_spos")),
             C.assignments_sharpen(ev), C.models_balanced(ev)]
-    controls = sorted(int(b) for b in frames["search"].search.str.extract(r"^mixture-budget-M1-B(\d+)$")[0].dropna()
-                      .unique()) if len(frames["search"]) else []
+    controls = plan.control_budgets(frames["search"].search)
     out += [C.mixture_beats_equal_budget(ev, b, e.get(f"tau_gain_M{b}")) for b in controls]
     return out
 

@@ -166,6 +166,16 @@ def test_a_relaxed_training_record_must_name_a_path(results):
             schemas.check(record | {field: value}, "train", "x.json")
 
 
+def test_the_relaxed_path_without_pooling_has_index_0_and_configs_start_at_1(results):
+    """DARTS on glyphs picked 000000000 (every block at full resolution): its retraining record has index 0, the
+    path read as a base-3 number; a config of a pooling space is still numbered from 1."""
+    relaxed = json.loads((FIXTURES / "relaxed_train_record.json").read_text())
+    schemas.check(relaxed | {"config": "000000000", "index": 0, "code": "000000000"}, "train", "x.json")
+    config = json.loads((results / TRAIN).read_text())
+    with pytest.raises(UsageError, match=r"field index: index 0 is not the index of"):
+        schemas.check(config | {"index": 0}, "train", "x.json")
+
+
 def test_a_search_path_and_its_config_must_agree():
     path = FIXTURES / "spos_relaxed_search_record.json"
     record = json.loads(path.read_text())

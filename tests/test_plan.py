@@ -1,5 +1,6 @@
 """The naming contract (poolnas.plan): names round-trip, and the rules' patterns accept every name it makes."""
 
+import copy
 import re
 
 import pytest
@@ -82,11 +83,17 @@ def test_extension_retraining_names_every_variant_and_the_plain_config():
     assert all(re.fullmatch(variant, r) for r in records if r.count("/") == 8)
 
 
-def test_only_profiles_with_extensions_plan_their_csv_table_and_figure():
-    smoke, mini = settings.resolve("smoke"), settings.resolve("mini")
-    assert plan.EXTENSION_CSV in plan.csv_names(smoke) and plan.EXTENSION_CSV not in plan.csv_names(mini)
-    assert "groups_widths" in plan.table_names(smoke) and "groups_widths" not in plan.table_names(mini)
-    assert "groups_widths_cost" in plan.figure_names(smoke) and "groups_widths_cost" not in plan.figure_names(mini)
+@pytest.mark.parametrize("name", ["smoke", "mini"])
+def test_only_profiles_with_extensions_plan_their_csv_table_and_figure(name):
+    profile = settings.resolve(name)
+    raw = copy.deepcopy(profile.as_dict())
+    for study in raw["studies"]:
+        study.pop("extensions", None)
+    without = settings.resolve(raw)
+    assert plan.EXTENSION_CSV in plan.csv_names(profile) and plan.EXTENSION_CSV not in plan.csv_names(without)
+    assert "groups_widths" in plan.table_names(profile) and "groups_widths" not in plan.table_names(without)
+    assert "groups_widths_cost" in plan.figure_names(profile)
+    assert "groups_widths_cost" not in plan.figure_names(without)
 
 
 @pytest.mark.parametrize("name", PROFILES)

@@ -1,5 +1,6 @@
 """`tables`: the paper's rows, ours beside them, "not run" where runs are missing, half-up rounding."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ from poolnas.analysis import tables
 from poolnas import settings
 from poolnas.cli import main
 from poolnas.analysis.verify_released import read_published
-from helpers import REPO, add_control, add_default_and_picks, empty_results, make_results
+from helpers import REPO, add_control, add_default_and_picks, darts_record, empty_results, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 
@@ -103,6 +104,18 @@ def test_a_partial_ground_truth_and_an_untrained_pick_are_labelled(tmp_path, pub
     mix = t2.loc["Balanced Mixtures"]  # the M=4 pick is not among the 3 trained configs
     assert mix.status == "retraining not run" and mix.ours_acc == "retraining not run" and mix.n_runs == 0
     assert mix.ours_architecture.startswith("[") and mix.cost_steps > 0
+
+
+def test_a_relaxed_pick_is_named_by_its_path(tmp_path, pub):
+    """DARTS's pick on glyphs was 000000000, no config: Tables 1-2 name it by its levels, not by an empty cell."""
+    results = make_results(tmp_path / "d", configs=[1, 24, 36], gt_seeds=(0,), models=(4,), search_seeds=(0,),
+                           random_k=None, darts=True)
+    record = results / "runs/search/twoscale/resnet20/darts/seed0.json"
+    record.write_text(json.dumps(darts_record("twoscale", 0, path="000000000")))
+    aggregate.write(results, aggregate.collect(results, n_boot=0))
+    for name, method in (("table1", "DARTS fully shared"), ("table2", "DARTS")):
+        row = tables.build(name, aggregate.load(results), pub).set_index("method").loc[[method]].iloc[0]
+        assert row.ours_architecture == "000000000", name
 
 
 def test_missing_runs_say_not_run_never_a_number(synthetic, empty, pub):

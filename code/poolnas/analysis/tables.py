@@ -108,7 +108,8 @@ class Study:
         runs = self.search[mask.astype(bool)]
         if runs.empty:
             return {"status": NOT_RUN}
-        out = {"architecture": _picks(runs.selected_config), "n_searches": len(runs),
+        # a relaxed pick (DARTS's argmax can be a path that is no config) is named by its 9 levels, e.g. 000000000
+        out = {"architecture": _picks(runs.selected_config.fillna(runs.selected_path)), "n_searches": len(runs),
                "cost_steps": runs.steps.mean(), "cost_hours": runs.wall_seconds.mean() / 3600}
         if runs.search.nunique() > 1:
             out["note"] = "pooled over " + ", ".join(sorted(runs.search.unique()))

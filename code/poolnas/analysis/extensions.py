@@ -183,6 +183,7 @@ def figure(results: str | Path, dataset: str | None, note: str):
     """Accuracy against MACs and parameters: every row of the table beside the ground truth of each pooling config;
     the reason (a string) when there is nothing to draw."""
     import matplotlib.pyplot as plt
+    import matplotlib.ticker as mticker
 
     gt, _, dataset = frames(results, dataset)
     if gt.empty:
@@ -201,6 +202,10 @@ def figure(results: str | Path, dataset: str | None, note: str):
                             yerr=0 if pd.isna(r.std) else r.std, fmt=marker, ms=5, color=KINDS[r.kind][1],
                             capsize=2, lw=0.8, zorder=3, markeredgecolor="white", markeredgewidth=0.4)
         ax.set_xscale("log")
+        # plain numbers at 1-2-5 steps: the default log labels (2x10^0, 3x10^0, ...) overlap on a short range
+        ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         ax.set_xlabel(label)
     axes[0].set_ylabel("standalone test accuracy (%)")
     handles = [plt.Line2D([], [], ls="", marker="o", color="#BBBBBB", label="pooling configs (ground truth)")]

@@ -71,7 +71,7 @@ def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
                                                 "eval_order")} == {
         "conv_init": "kaiming_fan_out", "zero_init_residual": False, "stem_bn_affine": True, "cosine_t_max": "epochs",
         "eval_order": "index"}
-    assert {"git_commit", "torch_version", "device", "threads"} <= set(on_disk["provenance"])
+    assert {"git_commit", "torch_version", "device", "threads", "cpu_model"} <= set(on_disk["provenance"])
     # the milestone at epoch 3 divides the learning rate by 10
     assert [h["lr"] for h in on_disk["history"]] == pytest.approx([0.1, 0.1, 0.1, 0.01])
     # another seed is another run
@@ -157,3 +157,17 @@ def test_relaxed_path_trains_standalone_and_a_monotone_path_equals_its_config(ti
     as_config = run(profile, tmp_path / "c.json", tmp_path / "data", config="4-3-3")
     assert as_path["macs"] == as_config["macs"] and as_path["params"] == as_config["params"]
     assert as_path["history"][0]["train_loss"] == pytest.approx(as_config["history"][0]["train_loss"], rel=1e-5)
+
+
+def test_provenance_names_the_cpu_from_cpuinfo(tmp_path, monkeypatch):
+    """Records are exact on one CPU model and may differ on another: the record says which one made it."""
+    import platform
+
+    from poolnas.records import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz\n"
+                    "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz\n")
+    assert cpu_model(str(info)) == "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
+    monkeypatch.setattr(platform, "processor", lambda: "")  # no cpuinfo and nothing from platform: unknown, not ''
+    assert cpu_model(str(tmp_path / "absent")) is None

@@ -117,6 +117,19 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name, from /proc/cpuinfo on Linux (platform.processor() is often empty there). Records are
+    exact on one machine and may differ across CPUs (different kernels), so each record says which CPU made it."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def provenance(device=None) -> dict[str, Any]:
     """What produced a record: code version, libraries, machine. Written next to every result."""
     import torch  # here, not at module level: the analysis commands never need it
@@ -127,6 +140,7 @@ def provenance(device=None) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
         "device": str(device) if device is not None else None,
         "cuda_device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),

@@ -221,3 +221,27 @@ def test_cost_ratios_are_marked_timing_dependent_and_never_judged(synthetic):
         verdicts.append([n.verdict for n in costs])
     assert verdicts[0] == verdicts[1] == verdicts[2] and set(verdicts[0]) <= {verify.TIMING, claims.MISSING}
     assert verify.TIMING in verdicts[0]
+
+
+@pytest.mark.parametrize("lo, hi, paper, verdict", [
+    (0.05, 0.40, 0.39, claims.REPRODUCES),   # clear of no effect on the claimed side
+    (-0.06, 0.40, 0.39, claims.UNCLEAR),     # holds both 0 and the paper's effect: the runs cannot tell
+    (-0.14, 0.27, 0.39, claims.FAILS),       # holds 0 but excludes an effect of the paper's size
+    (-13.4, -8.8, 1.35, claims.FAILS),       # the other side of 0
+    (-0.06, 0.40, None, claims.FAILS)])      # no published effect to weigh: not shown is not shown
+def test_a_one_sided_claim_is_inconclusive_only_when_its_interval_holds_both_ends(lo, hi, paper, verdict):
+    assert claims.directional(lo, hi, 0.0, paper) == verdict
+    # the same rule read below a threshold (M=1 "ranks badly": tau's upper bound under 0.5; the paper's 0.142)
+    flipped = claims.directional(0.5 - hi, 0.5 - lo, 0.5, None if paper is None else 0.5 - paper, above=False)
+    assert flipped == verdict
+
+
+def test_the_power_column_says_when_the_outcome_decided_what_the_design_could_not():
+    wide_but_clear = claims.power(2.27, 1.35, "difference of drops", verdict=claims.FAILS)
+    assert wide_but_clear.startswith("no: our 95% half-width 2.27") and "decided it all the same" in wide_but_clear
+    assert "+1.35" in wide_but_clear
+    narrow_but_between = claims.power(0.23, 0.39, "tau gain", verdict=claims.UNCLEAR)
+    assert narrow_but_between.startswith("yes") and "holds both" in narrow_but_between
+    assert claims.power(0.23, 0.39, "tau gain", verdict=claims.REPRODUCES) == \
+        "yes: our 95% half-width 0.23 against the paper's tau gain 0.39"
+    assert claims.power(0.5, 0.39, "tau gain", verdict=claims.UNCLEAR).endswith("tau gain 0.39")  # no: as designed

@@ -2,10 +2,11 @@
 
 Each function takes the aggregated frames of one study (poolnas.analysis.aggregate) and returns a `Judgement`: the claim,
 the test and its numbers, and a verdict: "reproduces" (our runs show the effect at the stated level), "does not
-reproduce" (they do not), "inconclusive" (an interval judgement whose interval is wider than `WIDE`: too few
-configs or runs to tell), or "not verifiable" when the runs a test needs do not exist (a missing run never counts
-as support). Thresholds are module constants, stated in
-every judgement. Tests come from scipy.stats; intervals are percentile bootstraps with a fixed seed.
+reproduce" (they do not: the effect is absent at the stated level and an effect of the paper's size is excluded, or
+it points the other way), "inconclusive" (the runs cannot tell: the 95% interval of the effect holds both no effect
+and the paper's effect, or is wider than `WIDE`), or "not verifiable" when the runs a test needs do not exist (a
+missing run never counts as support). Thresholds are module constants, stated in every judgement. Tests come from
+scipy.stats; intervals are percentile bootstraps with a fixed seed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ LEARNED = 15.0         # a search learned when its median assigned accuracy is w
 REPRODUCES, FAILS, MISSING, UNCLEAR = "reproduces", "does not reproduce", "not verifiable", "inconclusive"
 NOT_COMPARABLE = "not comparable"  # a number measured on another dataset than the paper's: context, never a failure
 VERDICTS = (REPRODUCES, FAILS, UNCLEAR, MISSING, NOT_COMPARABLE)
+BOTH_ENDS = "; inconclusive when the 95% interval holds both no effect and the paper's"  # `directional`, in words
 
 
 @dataclass
@@ -43,14 +45,41 @@ class Judgement:
     power: str = ""     # could these runs have decided it: our uncertainty against the effect the paper reports
 
 
-def power(uncertainty: float, effect: float | None, what: str, learned: bool = True) -> str:
-    """"yes" when our 95% half-width (or 2 SE) is below the paper's effect, so an effect of that size would show."""
+def directional(lo: float, hi: float, null: float, paper: float | None, above: bool = True) -> str:
+    """The verdict of a one-sided claim from the 95% interval [lo, hi] of its effect.
+
+    It reproduces when the interval lies beyond `null` on the claimed side (`above`: greater). Otherwise the runs
+    failed to show it, which says something only if they could have: when the interval also holds the paper's effect
+    `paper`, no effect and the paper's are both consistent with the runs ("inconclusive"); when it excludes the
+    paper's effect (or lies on the other side), the claim as the paper measured it does not reproduce."""
+    if (lo > null) if above else (hi < null):
+        return REPRODUCES
+    if paper is not None and np.isfinite(paper) and lo <= paper <= hi:
+        return UNCLEAR
+    return FAILS
+
+
+def power(uncertainty: float, effect: float | None, what: str, learned: bool = True, verdict: str | None = None) -> str:
+    """"yes" when our 95% half-width (or 2 SE) is below the paper's effect, so an effect of that size would show (the
+    design's power). `verdict` adds what the outcome did when it differs from what the design promised: an interval
+    too wide for the paper's effect can still lie clear of it, and a narrow one can still hold both ends."""
     if not learned:
         return "no: the searches it rests on were too short for their SuperNets to learn (see the summary)"
     if effect is None or not np.isfinite(uncertainty):
         return "not assessed"
     word = "yes" if uncertainty < abs(effect) else "no"
-    return f"{word}: our 95% half-width {uncertainty:.2f} against the paper's {what} {abs(effect):.2f}"
+    text = f"{word}: our 95% half-width {uncertainty:.2f} against the paper's {what} {abs(effect):.2f}"
+    if word == "no" and verdict in (REPRODUCES, FAILS):
+        text += f"; the outcome decided it all the same: our interval lies clear of the paper's {effect:+.2f}" \
+            if verdict == FAILS else "; the outcome decided it all the same: our interval lies clear of no effect"
+    elif word == "yes" and verdict == UNCLEAR:
+        text += "; this outcome did not: our interval holds both no effect and the paper's"
+    return text
+
+
+def _welch_verdict(p: float, diff: float, half_width: float, paper: float | None) -> str:
+    """A one-sided Welch test's verdict: significant reproduces; otherwise `directional` on diff +- half_width."""
+    return REPRODUCES if p < ALPHA else directional(diff - half_width, diff + half_width, 0.0, paper)
 
 
 def missing(key, claim, source, test, why) -> Judgement:
@@ -161,21 +190,23 @@ def default_not_optimal(ev: Evidence, default: str, effect: float | None = None)
 def late_beats_early(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
                      effect: float | None = None) -> Judgement:
     key, claim, source = "late_vs_early", f"Late pooling {late} beats early pooling {early} standalone", "Fig. 1"
-    test = f"one-sided Welch t-test (alpha {ALPHA})"
+    test = f"one-sided Welch t-test (alpha {ALPHA}){BOTH_ENDS} (difference +- 2 SE)"
     if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)):
         return missing(key, claim, source, test, f"ground truth of {early} and {late}, >= 2 seeds each")
     t, p = _welch(ev.runs[late], ev.runs[early])
+    diff, hw = ev.runs[late].mean() - ev.runs[early].mean(), _half_width(ev.runs[late], ev.runs[early])
+    verdict = _welch_verdict(p, diff, hw, effect)
     return Judgement(key, claim, source, test, f"{late} {ev.runs[late].mean():.2f} vs {early} "
-                     f"{ev.runs[early].mean():.2f} (+{ev.runs[late].mean() - ev.runs[early].mean():.2f}); t = {t:.2f}, "
-                     f"p = {_fmt_p(p)}", REPRODUCES if p < ALPHA else FAILS,
-                     power(_half_width(ev.runs[late], ev.runs[early]), effect, "late - early gap"))
+                     f"{ev.runs[early].mean():.2f} ({diff:+.2f}); t = {t:.2f}, p = {_fmt_p(p)}", verdict,
+                     power(hw, effect, "late - early gap", verdict=verdict))
 
 
 def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
                             effect: float | None = None) -> Judgement:
     key = "sharing_gap"
     claim = f"Trained together in one SuperNet, the late-pooling {late} loses more than the early {early}"
-    source, test = "Fig. 1", "difference of drops (standalone - M=1 SuperNet score), bootstrap over seeds and searches"
+    source, test = "Fig. 1", ("difference of drops (standalone - M=1 SuperNet score), bootstrap over seeds and "
+                              f"searches; loses more = CI above 0{BOTH_ENDS}")
     scores = ev.scores(1)
     if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)) or scores.shape[1] < 1 or \
             not {early, late} <= set(scores.index):
@@ -193,9 +224,10 @@ def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[
     lo, hi = np.quantile([drops(True) for _ in range(ev.n_boot)], [0.025, 0.975])
     d_late, d_early = ev.runs[late].mean() - scores.loc[late].mean(), ev.runs[early].mean() - scores.loc[early].mean()
     note = " (one search: seed noise of the SuperNet score not in the interval)" if scores.shape[1] == 1 else ""
+    verdict = directional(lo, hi, 0.0, effect)
     return Judgement(key, claim, source, test, f"drop {late} {d_late:.2f}, {early} {d_early:.2f}; difference "
-                     f"{point:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}", REPRODUCES if lo > 0 else FAILS,
-                     power((hi - lo) / 2, effect, "difference of drops", ev.learned(1)))
+                     f"{point:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}", verdict,
+                     power((hi - lo) / 2, effect, "difference of drops", ev.learned(1), verdict))
 
 
 def _tau_ci(ev: Evidence, m: int) -> tuple[float, float, float] | None:
@@ -219,7 +251,8 @@ def gt_self_agreement(ev: Evidence) -> float | None:
 def single_supernet_ranks_badly(ev: Evidence, effect: float | None = None) -> Judgement:
     """`effect`: how far the paper's M=1 tau lies below BAD_TAU."""
     key, claim, source = "m1_tau", "One shared SuperNet (M=1) ranks configs badly", "Fig. 3 (tau 0.142)"
-    test = f"Kendall tau-b of the mean M=1 score vs ground truth; badly = upper 95% CI bound < {BAD_TAU}"
+    test = (f"Kendall tau-b of the mean M=1 score vs ground truth; badly = upper 95% CI bound < {BAD_TAU}; "
+            f"inconclusive when the CI holds both {BAD_TAU} and the paper's tau")
     tau = _tau_ci(ev, 1)
     if tau is None or pd.isna(tau[2]):
         return missing(key, claim, source, test, "an M=1 search, ground truth of >= 3 configs and intervals in "
@@ -227,9 +260,11 @@ def single_supernet_ranks_badly(ev: Evidence, effect: float | None = None) -> Ju
     ceiling = gt_self_agreement(ev)
     extra = f"; ground truth seed vs seed: tau {ceiling:.2f} (what one noisy measurement of the truth reaches)" \
         if ceiling is not None else ""
-    verdict = UNCLEAR if tau[2] - tau[1] > WIDE else REPRODUCES if tau[2] < BAD_TAU else FAILS
+    paper_tau = None if effect is None else BAD_TAU - effect
+    verdict = UNCLEAR if tau[2] - tau[1] > WIDE else directional(tau[1], tau[2], BAD_TAU, paper_tau, above=False)
     return Judgement(key, claim, source, test, f"tau = {tau[0]:.3f} [95% CI {tau[1]:.3f}, {tau[2]:.3f}]{extra}",
-                     verdict, power((tau[2] - tau[1]) / 2, effect, f"distance below tau {BAD_TAU:g}", ev.learned(1)))
+                     verdict, power((tau[2] - tau[1]) / 2, effect, f"distance below tau {BAD_TAU:g}", ev.learned(1),
+                                    verdict))
 
 
 def paired_tau_difference(ev: Evidence, m: int, base: int = 1,
@@ -256,31 +291,33 @@ def paired_tau_difference(ev: Evidence, m: int, base: int = 1,
 
 def mixture_ranks_better(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
     key, claim, source = f"tau_gain_M{m}", f"A mixture of M={m} SuperNets ranks better than one", "Fig. 3"
-    test = "tau(M) - tau(1), paired bootstrap over configs, ground-truth seeds and searches; better = CI above 0"
+    test = f"tau(M) - tau(1), paired bootstrap over configs, ground-truth seeds and searches; better = CI above 0" \
+        + BOTH_ENDS
     a, b = ev.scores(m), ev.scores(1)
     if a.shape[1] == 0 or b.shape[1] == 0 or len(set(a.index) & set(b.index)) < 3:
         return missing(key, claim, source, test, f"M={m} and M=1 searches and ground truth of >= 3 configs")
     d, lo, hi, n = paired_tau_difference(ev, m)
-    verdict = UNCLEAR if hi - lo > WIDE else REPRODUCES if lo > 0 else FAILS
+    verdict = UNCLEAR if hi - lo > WIDE else directional(lo, hi, 0.0, effect)
     return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
-                     verdict, power((hi - lo) / 2, effect, "tau gain", ev.learned(m) and ev.learned(1)))
+                     verdict, power((hi - lo) / 2, effect, "tau gain", ev.learned(m) and ev.learned(1), verdict))
 
 
 def mixture_beats_equal_budget(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
     """Our control, not in the paper: M=m against one SuperNet trained as long (mixture-budget-M1-B<m>)."""
     key = f"tau_gain_M{m}_equal_budget"
     claim = f"A mixture of M={m} SuperNets ranks better than one SuperNet trained as long (our control)"
-    source, test = "Fig. 3 (the paper has no equal-budget control)", "tau(M) - tau(M=1 at M's budget), paired bootstrap"
+    source = "Fig. 3 (the paper has no equal-budget control)"
+    test = f"tau(M) - tau(M=1 at M's budget), paired bootstrap{BOTH_ENDS} M={m} gain over M=1"
     control = ev.evals[(ev.evals.method == "mixture-budget") & (ev.evals.models == 1)]
     a = ev.scores(m)
     if control.empty or a.shape[1] == 0:
         return missing(key, claim, source, test, f"M={m} searches and the mixture-budget-M1-B{m} control")
     d, lo, hi, n = paired_tau_difference(ev, m, 1, "mixture-budget")
-    verdict = UNCLEAR if hi - lo > WIDE else REPRODUCES if lo > 0 else FAILS
+    verdict = UNCLEAR if hi - lo > WIDE else directional(lo, hi, 0.0, effect)
     s = ev.search[(ev.search.method == "mixture-budget") & (ev.search.models == 1)]
     control_learned = ev.learned(m) and not s.empty
     return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
-                     verdict, power((hi - lo) / 2, effect, "tau gain over M=1", control_learned))
+                     verdict, power((hi - lo) / 2, effect, "tau gain over M=1", control_learned, verdict))
 
 
 def _regrets(ev: Evidence, m: int) -> np.ndarray:
@@ -291,20 +328,22 @@ def _regrets(ev: Evidence, m: int) -> np.ndarray:
 def picks_better(ev: Evidence, m: int, rival: str, rival_runs: np.ndarray | None, source: str,
                  effect: float | None = None) -> Judgement:
     key, claim = f"pick_M{m}_vs_{rival.split()[0].lower()}", f"The M={m} mixture's pick beats the {rival}"
-    test = f"retrained accuracy of the picks, one-sided Welch t-test (alpha {ALPHA}); regret of each search's pick"
+    test = (f"retrained accuracy of the picks, one-sided Welch t-test (alpha {ALPHA}){BOTH_ENDS} (difference +- 2 "
+            "SE); regret of each search's pick")
     ours = ev.retrained(m)
     if len(ours) < 2 or rival_runs is None or len(rival_runs) < 2:
         return missing(key, claim, source, test, f"retrained picks of M={m} searches and runs of the {rival} "
                                                  "(>= 2 each)")
     t, p = _welch(ours, rival_runs)
+    hw = _half_width(ours, rival_runs)
+    verdict = _welch_verdict(p, ours.mean() - rival_runs.mean(), hw, effect)
     picks = ev.search[(ev.search.method == "mixture") & (ev.search.models == m)].selected_config
     regret = _regrets(ev, m)
     regret_text = f"; regret of the picks {regret.mean():.2f} (n = {len(regret)})" if len(regret) else ""
     return Judgement(key, claim, source, test, f"picks {', '.join(sorted(set(picks)))}: {ours.mean():.2f} ± "
                      f"{ours.std(ddof=1):.2f} (n = {len(ours)}) vs {rival_runs.mean():.2f} ± "
                      f"{rival_runs.std(ddof=1):.2f} (n = {len(rival_runs)}); t = {t:.2f}, p = {_fmt_p(p)}{regret_text}",
-                     REPRODUCES if p < ALPHA else FAILS,
-                     power(_half_width(ours, rival_runs), effect, "accuracy gain", ev.learned(m)))
+                     verdict, power(hw, effect, "accuracy gain", ev.learned(m), verdict))
 
 
 def assignments_sharpen(ev: Evidence) -> Judgement:

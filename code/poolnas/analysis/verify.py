@@ -323,8 +323,10 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
              "`paper/published/`; every number below is computed, none is typed. " + thresholds, "",
              "## Summary", "", *context[0],
              f"- Claims ({len(judged)}): {tally(j)}.",
-             f"- Claims these runs had the power to decide (last column of the claims table): "
-             f"{sum(x.power.startswith('yes') for x in judged)} of {len(judged)}.",
+             f"- Claims these runs had the power to decide (last column of the claims table: our 95% half-width "
+             f"against the paper's effect): {sum(x.power.startswith('yes') for x in judged)} of {len(judged)}; "
+             f"decided by their outcome (reproduces or does not): "
+             f"{sum(x.verdict in (C.REPRODUCES, C.FAILS) for x in judged)} of {len(judged)}.",
              f"- Published numbers ({len(numbers)}): {tally(n)}.",
              "", "### What does not reproduce", ""]
     fails = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.FAILS]
@@ -352,7 +354,8 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
     unclear += [f"- {x.section}: {x.claim}: published {x.published}, ours {x.ours}" for x in numbers
                 if x.verdict == C.UNCLEAR]
     if unclear:
-        lines += ["", f"### Inconclusive (95% interval wider than {C.WIDE:g}: too few configs or runs)", "", *unclear]
+        lines += ["", f"### Inconclusive (the 95% interval holds both no effect and the paper's, or is wider than "
+                  f"{C.WIDE:g})", "", *unclear]
     if context[1]:
         lines += ["", "### Why our numbers may differ from the paper's", "", *context[1]]
     lines += ["", "## The paper's claims, judged on our results", "",
@@ -394,8 +397,10 @@ def write_report(results, published, out, released=None, n_boot=2000, seed=0, da
                + (f" --profile {profile}" if profile and profile != records_profile(frames) else ""))
     thresholds = (f"Tolerances: an accuracy or gap agrees within ±{ACC_TOL:g} points; a Kendall tau when the "
                   f"published value lies inside our 95% bootstrap interval (inconclusive when that interval is wider "
-                  f"than {C.WIDE:g}); cost ratios are wall-clock times, shown as a factor of the printed ratio and "
-                  f"not judged (\"{TIMING}\"). Tests: alpha = {C.ALPHA}; "
+                  f"than {C.WIDE:g}); a one-sided claim reproduces when its test is significant (or its interval lies "
+                  f"clear of no effect), is inconclusive when the 95% interval of its effect holds both no effect and "
+                  f"the paper's, and otherwise does not reproduce; cost ratios are wall-clock times, shown as a factor "
+                  f"of the printed ratio and not judged (\"{TIMING}\"). Tests: alpha = {C.ALPHA}; "
                   f"percentile bootstrap, {n_boot} resamples, seed {seed}. Verdicts: reproduces / does not "
                   "reproduce / inconclusive / not verifiable (the runs it needs do not exist) / not comparable (measured on another "
                   "dataset than the paper's: shown as context, not judged).")

@@ -1,6 +1,7 @@
 """Training-loop throughput on this machine: ours against a bare step and against a released-style loop.
 
     python bench/bench_train.py [--configs 4-3-3 8-1-1 1-1-8] [--batches 30] [--threads 2] [--precision bf16]
+    python bench/bench_train.py --scan 16 12 --scan-batch 64 128 --threads 1 [--configs ...]
 
 For each config (ResNet20, batch 128, CPU unless CUDA is present) it prints images/s of
   ours       the real training loop of poolnas.train (uint8 data on the device, batched augmentation, step)
@@ -11,6 +12,8 @@ For each config (ResNet20, batch 128, CPU unless CUDA is present) it prints imag
 `--precision bf16` runs ours and bare under bf16 autocast (BatchNorm in fp32), the profiles' `precision` option.
 and the ratios ours/bare (goal >= 0.95) and ours/reference (goal >= 1.5). Then two 1-thread training processes
 side by side against one 2-thread process, so the workflow can choose threads per job from a measurement.
+`--scan` instead prints bare-step images/s for every image size x batch size given, and each one's ratio to the
+first pair: what a cheaper protocol would buy (the mini profile trains 16x16 images at batch 64).
 All numbers come from this one run; nothing is timed inside the test suite.
 """
 
@@ -82,17 +85,26 @@ def ours(images, labels, config, batches, device, precision):
     return timed(run())
 
 
-def bare(config, batches, device, precision):
+def bare(config, batches, device, precision, size: int = 32, batch: int = 128):
     model, opt = fresh(config)
-    x = torch.randn(128, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (128,), device=device)
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def run():
         for _ in range(batches):
             train_step(model, opt, x, y, device, precision)
-            yield 128
+            yield batch
 
     return timed(run())
+
+
+def scan(configs, sizes, batch_sizes, batches, device, precision) -> None:
+    """Bare-step images/s per config over sizes x batch sizes, as a ratio to the first (size, batch)."""
+    pairs = [(s, b) for s in sizes for b in batch_sizes]
+    print(f"{'config':>8} " + " ".join(f"{f'{s}px/b{b}':>13}" for s, b in pairs) + "  (images/s, x first)")
+    for config in configs:
+        rates = [bare(config, max(batches, 2048 // b), device, precision, s, b) for s, b in pairs]
+        print(f"{config:>8} " + " ".join(f"{r:7.0f} x{r / rates[0]:4.2f}" for r in rates), flush=True)
 
 
 def reference(root, config, batches, device):
@@ -146,12 +158,18 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30, help="timed batches per measurement (after 3 warm-up)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="ours and bare (default fp32)")
+    parser.add_argument("--scan", nargs="+", type=int, metavar="SIZE", help="image sizes to scan (bare steps only)")
+    parser.add_argument("--scan-batch", nargs="+", type=int, default=[128], metavar="B", help="batch sizes to scan")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one bare measurement
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.worker:
         print(bare(args.configs[0], args.batches, device, args.precision))
+        return
+    if args.scan:
+        print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.precision}")
+        scan(args.configs, args.scan, args.scan_batch, args.batches, device, args.precision)
         return
     n = 128 * (args.batches + 4)
     images, labels = make_twoscale(n, seed=0)

@@ -37,8 +37,6 @@ COST_TOLERANCE = "wall-clock ratio: shown, not judged"
 PAPER_DATA = {"resnet20": "cifar10"}
 SD_RATIO, SEED_TAU, RANGE_RATIO = 4.0, 0.5, 4.0  # a ground truth that ranks configs (`_signal`, issue 18)
 RELEASED_SD_OF_MEANS = 1.10  # SD of the 36 config means of the authors' released CIFAR10 ground truth (issue 18)
-LEARNED = 15.0    # a search was long enough when its SuperNets' median assigned accuracy is within this many points
-                  # of the median standalone accuracy (the released CIFAR10 data: about 11 points)
 
 
 def _acc(key, section, claim, printed: str, res: dict, tol: float = ACC_TOL, comparable: bool = True) -> Check:
@@ -249,12 +247,11 @@ def _search_health(frames: dict, dataset: str | None, gt: pd.DataFrame) -> list[
         return []
     standalone = float(gt.groupby("config").test_acc.mean().median())
     lines = [f"- Were the searches long enough? A search counts as long enough when the median over configs of "
-             f"each config's accuracy with its assigned SuperNet is within {LEARNED:g} points of the median "
+             f"each config's accuracy with its assigned SuperNet is within {C.LEARNED:g} points of the median "
              f"standalone accuracy ({standalone:.2f}) and no config is assigned to a SuperNet that never trained it "
              "(`results/<profile>/search.csv`, columns from `assigned_acc_median` on):"]
     for name, g in s.groupby("search", sort=False):
-        gap = standalone - g.assigned_acc_median
-        ok = bool((gap <= LEARNED).all() and (g.assigned_untrained.fillna(0) == 0).all())
+        ok = C.long_enough(g, standalone)
         least = g.argmax_least_visited.dropna()
         lines.append(
             f"  - {name} ({len(g)} seed{'s' * (len(g) != 1)}): assigned accuracy median "

@@ -62,6 +62,16 @@ def test_extension_names_cover_every_config_and_budget():
     assert plan.search_seeds(study, "conet-best") == [0]
 
 
+def test_baselines_run_their_own_seeds_where_a_method_is_named():
+    search = {"seeds": [0, 1, 2], "mixture": [4], "baselines": ["darts", "sbe", "mcts"], "baseline_seeds": [0],
+              "baseline_seeds_by_method": {"sbe": [0, 1, 2]}}
+    study = {"backbone": "resnet20", "search": search}
+    assert [plan.search_seeds(study, n) for n in ("mixture-M4", "darts", "sbe", "mcts")] == [[0, 1, 2], [0],
+                                                                                            [0, 1, 2], [0]]
+    del search["baseline_seeds"]  # without it, the rest run the mixtures' seeds
+    assert plan.search_seeds(study, "darts") == [0, 1, 2] and plan.search_seeds(study, "sbe") == [0, 1, 2]
+
+
 def test_extension_retraining_names_every_variant_and_the_plain_config():
     profile = settings.resolve("smoke")
     found = {"dgconv-R50-default": ("[4,3,3]", "g1", {"fixed_groups": {"variant": "g2"}}),

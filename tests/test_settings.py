@@ -51,6 +51,11 @@ def study(profile, dataset, backbone) -> dict:
      "protocols/resnet20: stage_widths is for resnet18 and resnet50"),
     (lambda p: p["search"]["resnet50@glyphs-crops"].update(stage_widths=[8, 16, 32]),
      "search/resnet50@glyphs-crops: stage_widths needs 4 widths (one per stage of resnet50), got 3"),
+    (lambda p: study(p, "twoscale", "resnet20")["search"].update(baselines=["sbe"],
+                                                                 baseline_seeds_by_method={"mcts": [0, 1]}),
+     "study twoscale/resnet20: search/baseline_seeds_by_method names mcts, which search/baselines does not run"),
+    (lambda p: study(p, "twoscale", "resnet20")["search"].update(baseline_seeds_by_method={"spos": [0]}),
+     "baseline_seeds_by_method"),
 ])
 def test_a_bad_stand_in_or_crop_is_one_line_naming_what_is_wrong(change, words):
     with pytest.raises(UsageError) as err:

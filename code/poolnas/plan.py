@@ -184,11 +184,14 @@ def has_extensions(profile: settings.Settings) -> bool:
 
 
 def search_seeds(study: dict, name: str) -> list[int]:
-    """Seeds of one search: the baselines may run fewer (`baseline_seeds`) than the mixture and random search."""
+    """Seeds of one search: the baselines may run fewer (`baseline_seeds`, or per method `baseline_seeds_by_method`)
+    than the mixture and random search."""
     if parse_extension_name(name):
         return study["extensions"]["seeds"]
     spec = study["search"]
-    return spec.get("baseline_seeds", spec["seeds"]) if name in spec.get("baselines", []) else spec["seeds"]
+    if name not in spec.get("baselines", []):
+        return spec["seeds"]
+    return spec.get("baseline_seeds_by_method", {}).get(name, spec.get("baseline_seeds", spec["seeds"]))
 
 
 # --- the runs a profile implies -----------------------------------------------------------------------------

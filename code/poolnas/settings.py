@@ -95,6 +95,11 @@ def validate(profile: dict, source: str = "profile") -> dict:
         try:
             groundtruth_configs(study)
             extension_configs(study)
+            spec = study["search"]
+            unplanned = set(spec.get("baseline_seeds_by_method", {})) - set(spec.get("baselines", []))
+            if unplanned:
+                raise UsageError(f"search/baseline_seeds_by_method names {', '.join(sorted(unplanned))}, which "
+                                 "search/baselines does not run (allowed: the methods listed there)")
             for models in study["search"].get("mixture", []):
                 if models > len(get_space(study["backbone"])):
                     raise UsageError(f"mixture of {models} SuperNets exceeds the {len(get_space(study['backbone']))} "

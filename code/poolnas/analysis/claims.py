@@ -71,8 +71,8 @@ def power(uncertainty: float, effect: float | None, what: str, learned: bool = T
     word = "yes" if uncertainty < abs(effect) else "no"
     text = f"{word}: our 95% half-width {uncertainty:.2f} against the paper's {what} {abs(effect):.2f}"
     if word == "no" and verdict in (REPRODUCES, FAILS):
-        text += f"; the outcome decided it all the same: our interval lies clear of the paper's {effect:+.2f}" \
-            if verdict == FAILS else "; the outcome decided it all the same: our interval lies clear of no effect"
+        clear_of = f"the paper's {effect:+.2f}" if verdict == FAILS else "no effect"
+        text += f"; the outcome decided it all the same: our interval lies clear of {clear_of}"
     elif word == "yes" and verdict == UNCLEAR:
         text += "; this outcome did not: our interval holds both no effect and the paper's"
     return text

@@ -150,10 +150,12 @@ def control_budgets(names) -> list[int]:
 
 
 def search_names(study: dict) -> list[str]:
-    """The searches of a study: each mixture size, the equal-budget controls, random search, then each baseline."""
+    """The searches of a study: each mixture size, the equal-budget controls, the two-config SuperNet (`pair`),
+    random search, then each baseline."""
     spec = study["search"]
     return ([search_name("mixture", models=m) for m in spec.get("mixture", [])]
             + [search_name("mixture-budget", models=1, budget_models=b) for b in spec.get("controls", [])]
+            + ([search_name("mixture-pair", models=1)] if spec.get("pair") else [])
             + ([search_name("random", candidates=spec["random"])] if spec.get("random") else [])
             + list(spec.get("baselines", [])))
 

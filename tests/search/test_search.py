@@ -264,3 +264,18 @@ def test_the_equal_budget_control_trains_one_supernet_as_long_as_the_largest_mix
     assert control["options"]["search_budget"].startswith("per_supernet: 2 x")
     with pytest.raises(UsageError):
         search_run(method="mixture", models=1, budget_models=2, out=tiny["root"] / "x.json", **common)
+
+
+def test_the_pair_supernet_trains_and_scores_only_figure_1s_two_configs(tiny):
+    """mixture-pair (the paper's Figure 1 protocol): one SuperNet, every step on [1,1,8] or [6,2,2], both scored on the
+    whole search-validation split, the same budget as M = 1; any other backbone is refused."""
+    record = run(tiny, tiny["root"] / "pair.json", method="mixture-pair", models=1)
+    plain = run(tiny, tiny["root"] / "pair-m1.json", models=1)
+    assert record["configs"] == ["[1,1,8]", "[6,2,2]"] and torch.tensor(record["accuracy"]).shape == (2, 1)
+    assert sum(c[0] for c in record["counts"]) == record["steps"] == plain["steps"]
+    assert all(c[0] > 0 for c in record["counts"])  # both configs trained
+    assert record["selected"]["config"] in record["configs"]
+    assert record["options"]["configs"] == "only [1,1,8], [6,2,2]"
+    with pytest.raises(UsageError, match="use --backbone resnet20"):
+        search_run(profile=tiny["write"](), method="mixture-pair", models=1, dataset="twoscale", backbone="resnet18",
+                   seed=0, out=tiny["root"] / "x.json", data_dir=tiny["data"], threads=1, device="cpu")

@@ -160,7 +160,7 @@ def _search_problems(r: dict):
         yield from pick(f"candidate_runs[{i}]", run)
     if configs is not None and r.get("accuracy") is not None and len(r["accuracy"]) != len(configs):
         yield "accuracy", f"{len(r['accuracy'])} entries for {len(configs)} configs"
-    if r["method"] in ("mixture", "mixture-budget"):
+    if r["method"] in ("mixture", "mixture-budget", "mixture-pair"):
         M = r["models"]
         for field in ("accuracy", "P_final", "W", "counts", "assignment"):
             value = r[field]

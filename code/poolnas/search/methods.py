@@ -14,6 +14,7 @@
 
     mixture                  M SuperNets (PoolNet, --models M), balanced assignment (`search.mixture`)      36
     mixture-budget           the same, at the budget of a mixture of --budget-models B SuperNets (control) 36
+    mixture-pair             one SuperNet (--models 1) over Figure 1's two configs only, [1,1,8] and [6,2,2] 2
     random                   K configs trained standalone at the mixture's budget (`search.random`)         36
 
 Beyond the pooling (issue 17), on one pooling config (`--pooling`: a config, `default`, or `best` ground truth):
@@ -82,6 +83,11 @@ class Method:
         return self.family in EXTENSIONS
 
     @property
+    def only(self) -> tuple[str, ...] | None:
+        """The configs the method searches when not its whole space (mixture-pair: Figure 1's two, ResNet20's)."""
+        return self.structure.get("configs")
+
+    @property
     def takes_budget(self) -> bool:
         """Runs at the budget of a mixture of `--budget-models` SuperNets (the equal-budget control)."""
         return self.name == "mixture-budget"
@@ -106,6 +112,9 @@ EXTENSIONS = ("dgconv", "conet")
 METHODS = {m.name: m for m in [
     Method("mixture", "mixture", size="models"),
     Method("mixture-budget", "mixture", size="models"),  # M SuperNets at the budget of another M (--budget-models)
+    # Figure 1's protocol: the early- and late-pooling configs trained together in one SuperNet and nothing else,
+    # so "sharing hurts late pooling more" is tested as the paper tested it, not inside a 36-config SuperNet
+    Method("mixture-pair", "mixture", {"configs": ("[1,1,8]", "[6,2,2]")}, size="models"),
     Method("random", "random", size="configs"),
     Method("darts", "darts", {"sharing": "shared", "init": "same", "arch": "adam"}),
     Method("darts-not-shared-same", "darts", {"sharing": "not-shared", "init": "same", "arch": "adam"}),
@@ -132,6 +141,9 @@ def get_method(name: str) -> Method:
 def check(method: str, backbone: str) -> None:
     if METHODS[method].relaxed_only and backbone != "resnet20":
         raise UsageError(f"--method {method} searches the relaxed ResNet20 space; use --backbone resnet20")
+    if METHODS[method].only and backbone != "resnet20":
+        raise UsageError(f"--method {method} searches ResNet20's configs {', '.join(METHODS[method].only)}; "
+                         "use --backbone resnet20")
 
 
 # Defaults of the profile's optional `baselines` section (schema.yaml holds the same values).
@@ -217,7 +229,7 @@ def options(method: str, hp: dict, standalone_bn: str) -> dict:
     if spec.is_extension:
         return extension_options(spec, hp)
     if spec.family == "mixture":
-        return {"bn": "supernet", "final_P": "last epoch's balancing re-applied to the final W",
+        return {"bn": "supernet", **({"configs": "only " + ", ".join(spec.only)} if spec.only else {}), "final_P": "last epoch's balancing re-applied to the final W",
                 "sampler": "P' = softmax(T W + b), b = -sum log(marginals)",
                 "val_minibatch": "search batch size, shuffled, no augmentation, eval mode",
                 "final_eval": "every (config, model) pair, full search-validation split, prefix-shared tree"}

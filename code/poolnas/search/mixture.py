@@ -34,7 +34,8 @@ class MixtureSearch(SearchMethod):
     def __init__(self, ctx):
         super().__init__(ctx)
         hp, M = self.hp, ctx.models
-        self.configs = list(self.space)
+        only = ctx.spec.only  # mixture-pair: Figure 1's two configs; otherwise the whole space
+        self.configs = [c for c in self.space if only is None or c.name in only]
         self.mix = balancing.Mixture(len(self.configs), M, epochs=hp["epochs"], ema=hp["ema"], t0=hp["t0"],
                                      tmax=hp["tmax"], kl_threshold=hp["kl_threshold"])
         self.nets = [to_device(build_model(self.space.name, num_classes=self.num_classes, bn="supernet",

@@ -165,12 +165,13 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     best mean test accuracy of the standalone records `groundtruth`); dgconv at budget `rho` (percent).
     """
     spec = methods.get_method(method)
+    methods.check(method, backbone)
     if seed < 0:
         raise UsageError(f"--seed must be >= 0, got {seed}")
     prof = settings.resolve(profile)
     space = get_space(backbone)
     study = prof.study(dataset, backbone) or {"search": {}}
-    n = len(space)
+    n = len(spec.only or space)
     if spec.size == "models":
         if models is None:
             raise UsageError(f"--models is required for --method {method}")
@@ -186,7 +187,6 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
             raise UsageError(f"--configs must be 1..{n} (the configs of {backbone}), got {configs}")
     else:
         models = configs = None
-        methods.check(method, backbone)
     if spec.is_extension:
         if (rho is None) != (spec.family != "dgconv") or (rho is not None and not 1 <= rho <= 100):
             raise UsageError(f"--rho PERCENT (1..100) is required for --method dgconv and taken by no other method; "

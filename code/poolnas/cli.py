@@ -94,7 +94,11 @@ def _add_data(sub) -> None:
                       help="take the dataset's parameters from this profile (smoke, mini, paper or a .yaml)")
     for key in PARAMS:
         defaults = ", ".join(f"{n} {d.generator.defaults[key]}" for n, d in DATASETS.items() if d.generator)
-        prep.add_argument(f"--{key}", type=int, default=None, help=f"generated sets only (default: {defaults})")
+        prep.add_argument(f"--{key}", type=int, default=None, help=f"generated sets (default: {defaults})"
+                          + ("; fashion-mnist: the subset's draw and size (default 0: all)" if key in ("seed", "train")
+                             else ""))
+    prep.add_argument("--holdout", type=int, default=None,
+                      help="fashion-mnist-holdout: training images held out as its test split (default 5000)")
     prep.set_defaults(func=_data_prepare)
     info = actions.add_parser("info", help="print the metadata of a prepared dataset")
     info.add_argument("path", help="a cache directory written by `data prepare`")
@@ -113,7 +117,7 @@ def _data_prepare(args) -> int:
     params = {}
     if args.profile:  # the workflow's way: one source of truth for the generated set's parameters
         params = settings.resolve(args.profile).dataset_params(args.dataset)
-    params |= {k: getattr(args, k) for k in PARAMS if getattr(args, k) is not None}
+    params |= {k: getattr(args, k) for k in (*PARAMS, "holdout") if getattr(args, k) is not None}
     print(prepare(args.dataset, args.data_root, args.cache_dir, download=args.download, force=args.force, **params))
     return 0
 

@@ -81,6 +81,12 @@ def validate(profile: dict, source: str = "profile") -> dict:
     _fill_defaults(profile, schema, schema)
     for name, entry in profile["datasets"].items():
         _check_crop(name, entry, source)
+        parameters = get_dataset(name).parameters
+        if parameters is not None:  # the dataset's own bounds (a generated set's size, a subset's room), not later
+            try:
+                parameters.params({k: v for k, v in entry.items() if k != "crop"})
+            except UsageError as err:
+                raise UsageError(f"{source}: datasets/{name}: {err}") from None
     for section in ("protocols", "search"):
         for key, entry in profile[section].items():
             _check_widths(key, entry.get("stage_widths"), f"{source}: {section}/{key}")

@@ -389,8 +389,8 @@ def test_missing_data_is_one_line_and_exit_status_2(tmp_path, capsys, name, arch
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; known: cifar10, cifar100, food101, twoscale"),
-    (["--dataset", "cifar10", "--seed", "1"], "apply to generated datasets"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'; known: cifar10, cifar100, food101, fashion-mnist,"),
+    (["--dataset", "cifar10", "--seed", "1"], "apply to fashion-mnist, fashion-mnist-holdout, twoscale, glyphs"),
     (["--dataset", "twoscale", "--classes", "9"], "--classes must be even"),
     (["--dataset", "cifar10"], "cifar10 needs --data-root"),
 ])

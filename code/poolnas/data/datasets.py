@@ -1,7 +1,9 @@
 """Datasets: a registry, one-time preparation into a checksummed cache, loading, splits.
 
-Registry (`DATASETS`): cifar10, cifar100 and food101 are read with torchvision's own dataset classes (which do
-the download, the integrity check and the parsing); `twoscale` (poolnas.data.twoscale) and `glyphs`
+Registry (`DATASETS`): cifar10, cifar100, food101 and fashion-mnist are read with torchvision's own dataset classes
+(which do the download, the integrity check and the parsing; fashion-mnist also from Debian's package:
+poolnas.data.fashion), fashion-mnist as a seeded class-stratified subset, and `fashion-mnist-holdout` with
+held-out training images as its test split, for pilots that must not see a test image (poolnas.data.subsets); `twoscale` (poolnas.data.twoscale) and `glyphs`
 (poolnas.data.glyphs) are generated, each by a poolnas.data.generated.Generator. `glyphs-crops` is the glyphs
 set read as Food101 is (random resized crops, a centre crop in evaluation, hence the ImageNet stem), at the crop
 side its profile gives (`crop`): the smoke profile's stand-in for Food101 (Table 4).
@@ -42,8 +44,10 @@ import numpy as np
 
 from poolnas.errors import UsageError
 from poolnas.records import provenance, read_json, write_json
+from poolnas.data import fashion
 from poolnas.data.generated import Generator
 from poolnas.data.glyphs import GLYPHS
+from poolnas.data.subsets import Subsetting
 from poolnas.data.twoscale import TWOSCALE
 
 CACHE_FORMAT = 1
@@ -70,6 +74,12 @@ class DatasetSpec:
     folder: str | None = None  # what torchvision reads under the data root
     archive: str | None = None  # the downloadable archive that holds `folder`
     generator: Generator | None = None  # generated sets: what draws them and checks their parameters
+    subset: Subsetting | None = None  # real sets cached as a seeded subset: its parameters (poolnas.data.subsets)
+
+    @property
+    def parameters(self) -> Generator | Subsetting | None:
+        """What fills, checks and names by a dataset's parameters: its generator or its subsetting."""
+        return self.generator or self.subset
 
     def source_class(self) -> type:
         if isinstance(self.source, str):
@@ -89,12 +99,12 @@ def get_dataset(name: str) -> DatasetSpec:
 def cache_path(name: str, cache_dir: str | os.PathLike, **params) -> Path:
     """Where `prepare` puts a dataset: the name, plus every parameter for generated sets."""
     spec = get_dataset(name)
-    if spec.generator is None:
+    if spec.parameters is None:
         if any(v is not None for v in params.values()):
-            generated = ", ".join(n for n, d in DATASETS.items() if d.generator)
-            raise UsageError(f"parameters {sorted(params)} apply to generated datasets ({generated}) only, not {name}")
+            takes = ", ".join(n for n, d in DATASETS.items() if d.parameters)
+            raise UsageError(f"parameters {sorted(params)} apply to {takes} only, not {name}")
         return Path(cache_dir) / name
-    return Path(cache_dir) / spec.generator.cache_name(params)
+    return Path(cache_dir) / spec.parameters.cache_name(params)
 
 
 # --- preparation --------------------------------------------------------------------------------------------
@@ -187,6 +197,10 @@ def _build_food101(spec: DatasetSpec, params: dict, data_root: Path | None, down
             "storage": f"short side resized to {FOOD_SIDE}, central {FOOD_SIDE}x{FOOD_SIDE} square"}
 
 
+def _build_fashion(spec: DatasetSpec, params: dict, data_root: Path | None, download: bool, out: Path) -> dict:
+    return fashion.build(spec, params, data_root, download, out, _write_array)
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec("cifar10", _build_cifar, "pad-crop-flip", CIFAR_MEAN, CIFAR_STD, "CIFAR10",
                            "cifar-10-batches-py", "cifar-10-python.tar.gz"),
@@ -194,6 +208,11 @@ DATASETS: dict[str, DatasetSpec] = {
                             "cifar-100-python", "cifar-100-python.tar.gz"),
     "food101": DatasetSpec("food101", _build_food101, "resized-crop-flip", FOOD_MEAN, FOOD_STD, "Food101",
                            "food-101", "food-101.tar.gz"),
+    # 28x28 grayscale replicated to 3 channels; the glyphs' recipe (flips, no crops): the mini protocol's start
+    "fashion-mnist": DatasetSpec("fashion-mnist", _build_fashion, "flip", source="FashionMNIST",
+                                 folder=fashion.FOLDER, subset=fashion.FASHION),
+    "fashion-mnist-holdout": DatasetSpec("fashion-mnist-holdout", _build_fashion, "flip", source="FashionMNIST",
+                                         folder=fashion.FOLDER, subset=fashion.FASHION_HOLDOUT),
     "twoscale": DatasetSpec("twoscale", _build_generated, "pad-crop-flip", generator=TWOSCALE),
     "glyphs": DatasetSpec("glyphs", _build_generated, "flip", generator=GLYPHS),
     # the glyphs, cached under their own name (meta.json's recipe differs from glyphs')
@@ -213,7 +232,7 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
     target = cache_path(name, cache_dir, **params)
     if (target / "meta.json").is_file() and not force:
         return target
-    params = spec.generator.params(params) if spec.generator else {}
+    params = spec.parameters.params(params) if spec.parameters else {}
     created = _missing_ancestors(target.parent)  # removed again if nothing is prepared (a missing dataset)
     root = Path(data_root).expanduser().resolve() if data_root is not None and spec.source else None
     try:

@@ -141,3 +141,23 @@ if _dry_run() and estimate_wanted(PROFILE):  # GPU profiles: what the DAG would 
     print(estimate.report(PROFILE), file=sys.stderr)
     if P != "paper":
         print(estimate.report("paper").splitlines()[0], file=sys.stderr)
+
+
+# Each attempt's log survives a retry (issue 34). Snakemake 9.27 deletes a job's log before every attempt
+# (snakemake/jobs.py:811, remove_existing_output) and takes no {attempt} in log paths (Rule.expand_log gets the
+# wildcards only), so the command keeps it: {log} starts with a header line, and a hard link {log}.<n> (the first
+# free n) holds the same file until the attempt finishes. An attempt that does not finish (failed, cancelled,
+# timed out, Ctrl-C) leaves its log as {log}.<n>, numbered in the order the attempts started.
+LOG_HEAD = ('n=1; while [ -e {log}.$n ]; do n=$((n+1)); done; '
+            'echo "# attempt {resources.attempt}, started $(date -u +%FT%TZ) on $(hostname -s)'
+            '${{SLURM_JOB_ID:+, SLURM job $SLURM_JOB_ID}}" > {log}; ln {log} {log}.$n || true; ')
+LOG_TAIL = '; rm -f {log}.$n'
+
+
+def logged(command):
+    """A rule's shell command (its stderr appended to {log}) between LOG_HEAD and LOG_TAIL."""
+    return LOG_HEAD + command + LOG_TAIL
+
+
+def attempt(wildcards, attempt):
+    return attempt

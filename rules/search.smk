@@ -30,9 +30,12 @@ checkpoint search_run:
         gpu=gpus_per_job,
         mem_mb=lambda w: 6000 if w.backbone == "resnet20" else 24000,
         runtime=search_runtime,
+        attempt=attempt,  # the header line of the log (LOG_HEAD)
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} search {params.method} {params.groundtruth} --profile {params.profile} "
-        "--dataset {wildcards.dataset} --backbone {wildcards.backbone} --seed {wildcards.seed} "
-        "--out {output.record} --data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"
+        logged(
+            "{params.poolnas} search {params.method} {params.groundtruth} --profile {params.profile} "
+            "--dataset {wildcards.dataset} --backbone {wildcards.backbone} --seed {wildcards.seed} "
+            "--out {output.record} --data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2>> {log}"
+        )

@@ -25,12 +25,15 @@ rule train:
         gpu=gpus_per_job,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,  # resnet20 and resnet20-relaxed
         runtime=train_runtime,
+        attempt=attempt,  # the header line of the log (LOG_HEAD)
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
-        "--config {wildcards.config} --seed {wildcards.seed} --out {output.record} --data-dir {params.data} "
-        "--checkpoint {params.checkpoint} --threads {threads} 2> {log}"
+        logged(
+            "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} --backbone {wildcards.backbone} "
+            "--config {wildcards.config} --seed {wildcards.seed} --out {output.record} --data-dir {params.data} "
+            "--checkpoint {params.checkpoint} --threads {threads} 2>> {log}"
+        )
 
 
 # Issue 17: a config with the groups or widths a search found, or a comparison architecture (poolnas.arch.variants).
@@ -60,9 +63,12 @@ rule train_variant:
         gpu=gpus_per_job,
         mem_mb=lambda w: 4000 if w.backbone.startswith("resnet20") else 16000,
         runtime=train_runtime,
+        attempt=attempt,  # the header line of the log (LOG_HEAD)
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} "
-        "--backbone {wildcards.backbone} --config {wildcards.config} --variant {wildcards.variant} --seed {wildcards.seed} --out {output.record} "
-        "--data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2> {log}"
+        logged(
+            "{params.poolnas} train --profile {params.profile} --dataset {wildcards.dataset} "
+            "--backbone {wildcards.backbone} --config {wildcards.config} --variant {wildcards.variant} --seed {wildcards.seed} --out {output.record} "
+            "--data-dir {params.data} --checkpoint {params.checkpoint} --threads {threads} 2>> {log}"
+        )

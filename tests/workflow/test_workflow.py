@@ -203,3 +203,25 @@ def test_report_builds_with_every_figure_captioned(smoke_repo, tmp_path):
     sh(SNAKEMAKE + ["--report", str(report), "figures", "--config", "profile=smoke"], root)
     html = report.read_text(errors="replace")
     assert "figure3.png" in html and "Kendall" in html  # the figure and its caption
+
+
+def test_each_attempts_log_survives_a_retry(tmp_path):
+    """Issue 34: a retried job keeps the failed attempt's log ({log}.1) beside the last one's ({log}). The rules'
+    LOG_HEAD / LOG_TAIL (rules/common.smk) around a command that fails on attempt 1, with --retries 1."""
+    common = (REPO / "rules" / "common.smk").read_text()
+    helper = common[common.index("LOG_HEAD = "):common.index("def attempt(")]  # with logged()
+    for rule in ["train.smk", "search.smk"]:  # every training and search rule uses them
+        text = (REPO / "rules" / rule).read_text()
+        assert text.count("logged(") == text.count("shell:") == text.count('2>> {log}"'), rule
+    (tmp_path / "Snakefile").write_text(helper + '''
+rule flaky:
+    output: "done.txt"
+    log: "logs/flaky.log"
+    resources: attempt=lambda w, attempt: attempt
+    shell: LOG_HEAD + "echo 'epoch of attempt {resources.attempt}' >> {log}; test {resources.attempt} -ge 2 2>> {log}; touch {output}" + LOG_TAIL
+''')
+    sh(SNAKEMAKE + ["--cores", "1", "--retries", "1", "--workflow-profile", "none"], tmp_path)
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["flaky.log", "flaky.log.1"]
+    assert (logs / "flaky.log.1").read_text().startswith("# attempt 1, started ")
+    assert (logs / "flaky.log").read_text().startswith("# attempt 2, started ")

@@ -13,134 +13,78 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
+from poolnas import plan
+from poolnas.analysis import stats
 from poolnas.analysis.stats import seed_spread
-
-ALPHA = 0.05            # significance level of every test
-BAD_TAU = 0.5           # "ranks badly": the upper end of tau's 95% CI is below this
-UNIFORM_SLACK = 0.1     # "near uniform": mean max_m P(m|c) <= 1/M + this, at the first epoch
-ONE_HOT = 0.9           # "near one-hot": mean max_m P(m|c) >= this, at the last epoch
-BALANCE_SLACK = 0.5     # "balanced": every model's share of the steps is within (1 +- this) / M
-WIDE = 1.0             # a tau interval wider than this (of the range -1..1) is too wide to tell anything
-LEARNED = 15.0         # a search learned when its median assigned accuracy is within this of the median standalone
-                       # (issue 18; the released CIFAR10 data: about 11 points)
-REPRODUCES, FAILS, MISSING, UNCLEAR = "reproduces", "does not reproduce", "not verifiable", "inconclusive"
-NOT_COMPARABLE = "not comparable"  # a number measured on another dataset than the paper's: context, never a failure
-VERDICTS = (REPRODUCES, FAILS, UNCLEAR, MISSING, NOT_COMPARABLE)
-BOTH_ENDS = "; inconclusive when the 95% interval holds both no effect and the paper's"  # `directional`, in words
-
-
-@dataclass
-class Judgement:
-    key: str
-    claim: str          # the paper's claim, in our words
-    source: str         # where the paper makes it
-    test: str           # what we computed
-    evidence: str       # the numbers
-    verdict: str
-    power: str = ""     # could these runs have decided it: our uncertainty against the effect the paper reports
-
-
-def directional(lo: float, hi: float, null: float, paper: float | None, above: bool = True) -> str:
-    """The verdict of a one-sided claim from the 95% interval [lo, hi] of its effect.
-
-    It reproduces when the interval lies beyond `null` on the claimed side (`above`: greater). Otherwise the runs
-    failed to show it, which says something only if they could have: when the interval also holds the paper's effect
-    `paper`, no effect and the paper's are both consistent with the runs ("inconclusive"); when it excludes the
-    paper's effect (or lies on the other side), the claim as the paper measured it does not reproduce."""
-    if (lo > null) if above else (hi < null):
-        return REPRODUCES
-    if paper is not None and np.isfinite(paper) and lo <= paper <= hi:
-        return UNCLEAR
-    return FAILS
-
-
-def power(uncertainty: float, effect: float | None, what: str, learned: bool = True, verdict: str | None = None) -> str:
-    """"yes" when our 95% half-width (or 2 SE) is below the paper's effect, so an effect of that size would show (the
-    design's power). `verdict` adds what the outcome did when it differs from what the design promised: an interval
-    too wide for the paper's effect can still lie clear of it, and a narrow one can still hold both ends."""
-    if not learned:
-        return "no: the searches it rests on were too short for their SuperNets to learn (see the summary)"
-    if effect is None or not np.isfinite(uncertainty):
-        return "not assessed"
-    word = "yes" if uncertainty < abs(effect) else "no"
-    text = f"{word}: our 95% half-width {uncertainty:.2f} against the paper's {what} {abs(effect):.2f}"
-    if word == "no" and verdict in (REPRODUCES, FAILS):
-        clear_of = f"the paper's {effect:+.2f}" if verdict == FAILS else "no effect"
-        text += f"; the outcome decided it all the same: our interval lies clear of {clear_of}"
-    elif word == "yes" and verdict == UNCLEAR:
-        text += "; this outcome did not: our interval holds both no effect and the paper's"
-    return text
-
-
-def _welch_verdict(p: float, diff: float, half_width: float, paper: float | None) -> str:
-    """A one-sided Welch test's verdict: significant reproduces; otherwise `directional` on diff +- half_width."""
-    return REPRODUCES if p < ALPHA else directional(diff - half_width, diff + half_width, 0.0, paper)
-
-
-def missing(key, claim, source, test, why) -> Judgement:
-    return Judgement(key, claim, source, test, f"needs {why}", MISSING, "no: the runs it needs do not exist")
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+from poolnas.analysis.verdicts import (  # noqa: F401  (re-exported: verify and the tests read them here)
+    ALPHA, BAD_TAU, BALANCE_SLACK, BOTH_ENDS, FAILS, LEARNED, LEVEL, MISSING, NOT_COMPARABLE, ONE_HOT, REPRODUCES,
+    STRADDLES, UNCLEAR, UNIFORM_SLACK, VERDICTS, WIDE, Judgement, directional, excluded, fmt_p as _fmt_p,
+    long_enough, missing, power, threshold, welch)
 
 
 class Evidence:
-    """The runs of one (dataset, backbone) study, in the forms the tests need."""
+    """The runs of one (dataset, backbone) study, in the forms the tests need. Nothing here names a dataset: a
+    profile with two studies gets one Evidence (and one column of verdicts) per dataset (`by_dataset`)."""
 
     def __init__(self, frames: dict, dataset: str | None, backbone: str = "resnet20", n_boot: int = 2000,
                  seed: int = 0):
         pick = lambda f: f[(f.dataset == dataset) & (f.backbone == backbone)]  # noqa: E731
         self.gt, self.search, self.evals, self.ranking, self.epochs, self.retrain = (
             pick(frames[k]) for k in ("groundtruth", "search", "search_eval", "ranking", "search_epochs", "retrain"))
-        self.n_boot, self.seed = n_boot, seed
+        self.dataset, self.n_boot, self.seed = dataset, n_boot, seed
         self.runs = {c: g.test_acc.to_numpy(float) for c, g in self.gt.groupby("config")}
 
-    def scores(self, m: int, method: str = "mixture") -> pd.DataFrame:
-        """configs x search runs of the M-SuperNet mixture's score (configs with ground truth only)."""
-        ev = self.evals[(self.evals.method == method) & (self.evals.models == m) & self.evals.assigned]
+    def grid(self, search: str | None) -> pd.DataFrame:
+        """configs x search seeds of a search's score (the value its rule ranks by; configs with ground truth)."""
+        ev = self.evals[(self.evals.search == search) & self.evals.assigned]
         grid = ev.pivot(index="config", columns="seed", values="score")
         return grid.loc[[c for c in grid.index if c in self.runs]].dropna(axis=1)
+
+    def scores(self, m: int) -> pd.DataFrame:
+        return self.grid(plan.search_name("mixture", models=m))
+
+    def named(self, method: str) -> str | None:
+        """The search name of a method that runs once per study (e.g. mixture-pair), if it ran."""
+        names = sorted(set(self.search.search[self.search.method == method]))
+        return names[0] if names else None
+
+    def steps(self, search: str) -> float:
+        """A search's total SGD steps (median over its seeds; NaN when it did not run)."""
+        steps = self.search.steps[self.search.search == search].dropna()
+        return float(steps.median()) if len(steps) else float("nan")
+
+    def equal_total(self, m: int) -> str | None:
+        """The single-SuperNet search trained for the M-mixture's total steps: mixture-M1 under the release's budget
+        (`total`), mixture-budget-M1-B<m> when each SuperNet got E epochs (`per_supernet`); None when none ran."""
+        target = self.steps(plan.search_name("mixture", models=m))
+        ones = [plan.search_name("mixture", models=1), plan.search_name("mixture-budget", 1, budget_models=m)]
+        return next((n for n in ones if np.isfinite(target) and abs(self.steps(n) - target) <= 0.01 * target), None)
 
     def models(self) -> list[int]:
         ev = self.evals[self.evals.method == "mixture"]
         return sorted(int(m) for m in ev.models.dropna().unique())
 
-    def learned(self, m: int) -> bool:
-        """Did every M-SuperNet search learn: median assigned accuracy within LEARNED points of the median standalone
-        accuracy, and no config assigned to a SuperNet that never trained it (aggregate.search_health)?"""
-        s = self.search[(self.search.method == "mixture") & (self.search.models == m)]
+    def learned(self, m: int | None = None, search: str | None = None) -> bool:
+        """Did every run of a search (default: the M-SuperNet mixture) learn: median assigned accuracy within
+        LEARNED points of the median standalone accuracy, and no config assigned to a SuperNet that never trained
+        it (aggregate.search_health)?"""
+        s = self.search[self.search.search == (search or plan.search_name("mixture", models=m))]
         if s.empty or "assigned_acc_median" not in s or s.assigned_acc_median.isna().all() or not self.runs:
             return False
         return long_enough(s, float(np.median([v.mean() for v in self.runs.values()])))
 
-    def retrained(self, m: int) -> np.ndarray:
-        r = self.retrain[(self.retrain.method == "mixture") & (self.retrain.models == m)]
-        return r.test_acc.dropna().to_numpy(float)
-
-
-def long_enough(searches: pd.DataFrame, standalone: float) -> bool:
-    """Issue 18's bar, on rows of search.csv: every search's median assigned accuracy within LEARNED points of the
-    median standalone accuracy `standalone`, and no config assigned to a SuperNet that never trained it."""
-    return bool(((standalone - searches.assigned_acc_median) <= LEARNED).all()
-                and (searches.assigned_untrained.fillna(0) == 0).all())
-
-
-def _half_width(a: np.ndarray, b: np.ndarray) -> float:
-    """About the 95% half-width of mean(a) - mean(b): 2 standard errors."""
-    return float(2 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-
-
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """One-sided Welch t-test of mean(a) > mean(b): (t, p)."""
-    res = sp.ttest_ind(a, b, equal_var=False, alternative="greater")
-    return float(res.statistic), float(res.pvalue)
+    def pick_values(self, search: str) -> pd.DataFrame:
+        """One row per run of a search: its pick and the mean retrained accuracy of that pick (the search is the
+        unit: picks that are one config share its retrained runs, so those runs count once per search, never as
+        independent values)."""
+        r = self.retrain[(self.retrain.search == search) & self.retrain.test_acc.notna()]
+        return r.groupby("search_seed").agg(config=("config", "first"), value=("test_acc", "mean"),
+                                            runs=("test_acc", "size"))
 
 
 def pooling_matters(ev: Evidence, effect: float | None = None) -> Judgement:
@@ -165,7 +109,7 @@ def pooling_matters(ev: Evidence, effect: float | None = None) -> Judgement:
                      f"(SD {spread['sd']:.2f}) against a median per-config SD of {spread['median_sd']:.2f}",
                      REPRODUCES if ok else FAILS,
                      power(2 * spread["median_sd"] / np.sqrt(np.median([len(g) for g in groups])), effect,
-                           "SD of config means (our half-width: of one config mean)"))
+                           "SD of config means (our half-width: of one config mean)"), uses=("groundtruth",))
 
 
 def default_not_optimal(ev: Evidence, default: str, effect: float | None = None) -> Judgement:
@@ -182,7 +126,8 @@ def default_not_optimal(ev: Evidence, default: str, effect: float | None = None)
     p_adj = dict(zip(others, dunnett.pvalue))
     better = sorted((c for c in others if p_adj[c] < ALPHA), key=lambda c: -others[c].mean())
     best = max(others, key=lambda c: others[c].mean())
-    t, p = _welch(others[best], base)
+    w = welch(others[best], base)
+    t, p = w["t"], w["p"]
     rank = 1 + sum(v.mean() > base.mean() for v in others.values())
     listed = f": {', '.join(better[:6])}" + (" ..." if len(better) > 6 else "") if better else ""
     return Judgement(key, claim, source, test,
@@ -191,54 +136,76 @@ def default_not_optimal(ev: Evidence, default: str, effect: float | None = None)
                      f"{others[best].mean():.2f} (+{others[best].mean() - base.mean():.2f}; Dunnett p = "
                      f"{_fmt_p(p_adj[best])}; Welch t = {t:.2f}, p = {_fmt_p(p)}, not corrected for choosing the "
                      "best from the same runs)", REPRODUCES if better else FAILS,
-                     power(_half_width(others[best], base), effect, "best - default gap"))
+                     power((w["hi"] - w["lo"]) / 2, effect, "best - default gap"), uses=("groundtruth",))
 
 
 def late_beats_early(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
                      effect: float | None = None) -> Judgement:
     key, claim, source = "late_vs_early", f"Late pooling {late} beats early pooling {early} standalone", "Fig. 1"
-    test = f"one-sided Welch t-test (alpha {ALPHA}){BOTH_ENDS} (difference +- 2 SE)"
+    test = WELCH_TEST
     if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)):
-        return missing(key, claim, source, test, f"ground truth of {early} and {late}, >= 2 seeds each")
-    t, p = _welch(ev.runs[late], ev.runs[early])
-    diff, hw = ev.runs[late].mean() - ev.runs[early].mean(), _half_width(ev.runs[late], ev.runs[early])
-    verdict = _welch_verdict(p, diff, hw, effect)
+        return missing(key, claim, source, test, f"ground truth of {early} and {late}, >= 2 seeds each",
+                       uses=("groundtruth",))
+    w = welch(ev.runs[late], ev.runs[early])
+    verdict = directional(w["lo"], w["hi"], 0.0, effect)
     return Judgement(key, claim, source, test, f"{late} {ev.runs[late].mean():.2f} vs {early} "
-                     f"{ev.runs[early].mean():.2f} ({diff:+.2f}); t = {t:.2f}, p = {_fmt_p(p)}", verdict,
-                     power(hw, effect, "late - early gap", verdict=verdict))
+                     f"{ev.runs[early].mean():.2f} (n = {len(ev.runs[late])} and {len(ev.runs[early])} standalone "
+                     f"runs): {_welch_text(w)}", verdict,
+                     power((w["hi"] - w["lo"]) / 2, effect, "late - early gap", verdict=verdict),
+                     uses=("groundtruth",))
+
+
+def _drops(ev: Evidence, grid: pd.DataFrame, early: str, late: str) -> tuple[float, float, float, float, float]:
+    """(drop of late, drop of early, their difference, its 95% interval): drop = standalone mean - SuperNet score.
+    The bootstrap resamples ground-truth seeds within each config and whole search runs (`stats.seed_replicates`)."""
+    configs = [late, early]
+    padded, n_runs = stats.padded_runs([ev.runs[c] for c in configs])
+    cols = grid.loc[configs].to_numpy(float)
+    rng = np.random.default_rng(ev.seed)
+    reps = []
+    for _ in range(ev.n_boot):
+        g, (s,) = stats.seed_replicates(rng, padded, n_runs, [cols])
+        reps.append((g[0] - s[0]) - (g[1] - s[1]))
+    d = [ev.runs[c].mean() - grid.loc[c].mean() for c in configs]
+    lo, hi = np.quantile(reps, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return d[0], d[1], d[0] - d[1], float(lo), float(hi)
 
 
 def sharing_hurts_late_more(ev: Evidence, early: str = "[1,1,8]", late: str = "[6,2,2]",
                             effect: float | None = None) -> Judgement:
+    """Judged on the paper's protocol, `mixture-pair` (one SuperNet over just the two configs); our M=1 SuperNet
+    over all configs is a second line, with its protocol named."""
     key = "sharing_gap"
     claim = f"Trained together in one SuperNet, the late-pooling {late} loses more than the early {early}"
-    source, test = "Fig. 1", ("difference of drops (standalone - M=1 SuperNet score), bootstrap over seeds and "
-                              f"searches; loses more = CI above 0{BOTH_ENDS}")
-    scores = ev.scores(1)
-    if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)) or scores.shape[1] < 1 or \
-            not {early, late} <= set(scores.index):
-        return missing(key, claim, source, test, f"ground truth of {early}, {late} (>= 2 seeds) and an M=1 search")
-    rng = np.random.default_rng(ev.seed)
-
-    def drops(resample: bool) -> float:
-        pick = (lambda v: v[rng.integers(0, len(v), len(v))]) if resample else (lambda v: v)  # noqa: E731
-        cols = scores.to_numpy()
-        cols = cols[:, rng.integers(0, cols.shape[1], cols.shape[1])] if resample else cols
-        s = pd.Series(cols.mean(axis=1), index=scores.index)
-        return (pick(ev.runs[late]).mean() - s[late]) - (pick(ev.runs[early]).mean() - s[early])
-
-    point = drops(False)
-    lo, hi = np.quantile([drops(True) for _ in range(ev.n_boot)], [0.025, 0.975])
-    d_late, d_early = ev.runs[late].mean() - scores.loc[late].mean(), ev.runs[early].mean() - scores.loc[early].mean()
-    note = " (one search: seed noise of the SuperNet score not in the interval)" if scores.shape[1] == 1 else ""
+    source, test = "Fig. 1", ("difference of drops (standalone test accuracy - SuperNet score on search-validation), "
+                              "the SuperNet over just the two configs (the paper's protocol: mixture-pair); "
+                              "bootstrap over ground-truth seeds and searches; loses more = 95% CI above 0"
+                              f"{BOTH_ENDS}; our M=1 SuperNet over every config as a second line")
+    pair, single = ev.named("mixture-pair"), plan.search_name("mixture", models=1)
+    ok = lambda g: g.shape[1] >= 1 and {early, late} <= set(g.index)  # noqa: E731
+    if any(len(ev.runs.get(c, [])) < 2 for c in (early, late)):
+        return missing(key, claim, source, test, f"ground truth of {early} and {late} (>= 2 seeds)")
+    lines = {}
+    for name, what in ((pair, "two-config SuperNet (mixture-pair)"),
+                       (single, f"second line, the M=1 SuperNet over all {ev.grid(single).shape[0]} configs")):
+        g = ev.grid(name) if name else pd.DataFrame()
+        if name and ok(g):
+            d_late, d_early, d, lo, hi = _drops(ev, g, early, late)
+            note = " (one search: its seed noise is not in the interval)" if g.shape[1] == 1 else ""
+            lines[name] = (d, lo, hi, f"{what}, {g.shape[1]} searches: drop {late} {d_late:.2f}, {early} "
+                                      f"{d_early:.2f}; difference {d:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}")
+    if pair not in lines:
+        return missing(key, claim, source, test, f"the two-config SuperNet search (mixture-pair) over {early} and "
+                       f"{late}" + (f"; {lines[single][3]}" if single in lines else ""))
+    d, lo, hi, text = lines[pair]
     verdict = directional(lo, hi, 0.0, effect)
-    return Judgement(key, claim, source, test, f"drop {late} {d_late:.2f}, {early} {d_early:.2f}; difference "
-                     f"{point:+.2f} [95% CI {lo:+.2f}, {hi:+.2f}]{note}", verdict,
-                     power((hi - lo) / 2, effect, "difference of drops", ev.learned(1), verdict))
+    second = f"; {lines[single][3]}" if single in lines else ""
+    return Judgement(key, claim, source, test, text + second, verdict,
+                     power((hi - lo) / 2, effect, "difference of drops", ev.learned(search=pair), verdict))
 
 
 def _tau_ci(ev: Evidence, m: int) -> tuple[float, float, float] | None:
-    r = ev.ranking[(ev.ranking.method == "mixture") & (ev.ranking.models == m) & ev.ranking.search_seed.isna()]
+    r = ev.ranking[(ev.ranking.search == plan.search_name("mixture", models=m)) & ev.ranking.search_seed.isna()]
     if r.empty:
         return None
     r = r.iloc[0]
@@ -256,10 +223,11 @@ def gt_self_agreement(ev: Evidence) -> float | None:
 
 
 def single_supernet_ranks_badly(ev: Evidence, effect: float | None = None) -> Judgement:
-    """`effect`: how far the paper's M=1 tau lies below BAD_TAU."""
+    """`effect`: how far the paper's M=1 tau lies below BAD_TAU. A threshold claim (`threshold`)."""
     key, claim, source = "m1_tau", "One shared SuperNet (M=1) ranks configs badly", "Fig. 3 (tau 0.142)"
-    test = (f"Kendall tau-b of the mean M=1 score vs ground truth; badly = upper 95% CI bound < {BAD_TAU}; "
-            f"inconclusive when the CI holds both {BAD_TAU} and the paper's tau")
+    test = (f"Kendall tau-b of the mean M=1 score vs ground truth, 95% CI over seeds (configs fixed); badly = tau "
+            f"below {BAD_TAU:g}: reproduces when the CI lies below {BAD_TAU:g}, does not when it lies above"
+            f"{STRADDLES}")
     tau = _tau_ci(ev, 1)
     if tau is None or pd.isna(tau[2]):
         return missing(key, claim, source, test, "an M=1 search, ground truth of >= 3 configs and intervals in "
@@ -268,89 +236,117 @@ def single_supernet_ranks_badly(ev: Evidence, effect: float | None = None) -> Ju
     extra = f"; ground truth seed vs seed: tau {ceiling:.2f} (what one noisy measurement of the truth reaches)" \
         if ceiling is not None else ""
     paper_tau = None if effect is None else BAD_TAU - effect
-    verdict = UNCLEAR if tau[2] - tau[1] > WIDE else directional(tau[1], tau[2], BAD_TAU, paper_tau, above=False)
-    return Judgement(key, claim, source, test, f"tau = {tau[0]:.3f} [95% CI {tau[1]:.3f}, {tau[2]:.3f}]{extra}",
-                     verdict, power((tau[2] - tau[1]) / 2, effect, f"distance below tau {BAD_TAU:g}", ev.learned(1),
-                                    verdict))
+    verdict = UNCLEAR if tau[2] - tau[1] > WIDE else threshold(tau[1], tau[2], BAD_TAU, below=True)
+    where = excluded(tau[1], tau[2], paper_tau, "the paper's tau")
+    n = ev.grid(plan.search_name("mixture", models=1)).shape[1]
+    return Judgement(key, claim, source, test, f"tau = {tau[0]:.3f} [95% CI {tau[1]:.3f}, {tau[2]:.3f}] "
+                     f"({n} searches){'; ' + where if where else ''}{extra}", verdict,
+                     power((tau[2] - tau[1]) / 2, effect, f"distance below tau {BAD_TAU:g}", ev.learned(1))
+                     + (f"; this outcome did not: our interval straddles {BAD_TAU:g}" if verdict == UNCLEAR else ""))
 
 
-def paired_tau_difference(ev: Evidence, m: int, base: int = 1,
-                          base_method: str = "mixture") -> tuple[float, float, float, int]:
-    """tau(M=m) - tau(M=base) and its 95% CI: one bootstrap draw resamples configs (shared by both), ground-truth
-    seeds within configs (shared) and search runs of each M (independently)."""
-    a, b = ev.scores(m), ev.scores(base, base_method)
+def paired_tau_difference(ev: Evidence, search: str, base: str) -> tuple[float, float, float, int]:
+    """tau(search) - tau(base) and its 95% CI over seeds, the configs held fixed: one bootstrap draw resamples
+    ground-truth seeds within configs (shared by both taus) and the runs of each search (independently)."""
+    a, b = ev.grid(search), ev.grid(base)
     configs = sorted(set(a.index) & set(b.index))
     a, b = a.loc[configs].to_numpy(float), b.loc[configs].to_numpy(float)
-    runs = [ev.runs[c] for c in configs]
-    gt = np.array([r.mean() for r in runs])
-    tau = lambda g, s: sp.kendalltau(g, s).statistic  # noqa: E731
-    point = tau(gt, a.mean(1)) - tau(gt, b.mean(1))
-    rng, reps = np.random.default_rng(ev.seed), []
-    for _ in range(ev.n_boot):
-        cfg = rng.integers(0, len(configs), len(configs))
-        g = np.array([runs[i][rng.integers(0, len(runs[i]), len(runs[i]))].mean() for i in cfg])
-        sa = a[cfg][:, rng.integers(0, a.shape[1], a.shape[1])].mean(1)
-        sb = b[cfg][:, rng.integers(0, b.shape[1], b.shape[1])].mean(1)
-        reps.append(tau(g, sa) - tau(g, sb))
-    lo, hi = np.nanquantile(reps, [0.025, 0.975])
+    padded, n_runs = stats.padded_runs([ev.runs[c] for c in configs])
+    gt = np.array([ev.runs[c].mean() for c in configs])
+    point = stats.batch_tau(gt[None], a.mean(1)[None])[0] - stats.batch_tau(gt[None], b.mean(1)[None])[0]
+    rng = np.random.default_rng(ev.seed)
+    g, sa, sb = np.empty((ev.n_boot, len(configs))), np.empty((ev.n_boot, len(configs))), np.empty((ev.n_boot,
+                                                                                                   len(configs)))
+    for i in range(ev.n_boot):
+        g[i], (sa[i], sb[i]) = stats.seed_replicates(rng, padded, n_runs, [a, b])
+    lo, hi = np.nanquantile(stats.batch_tau(g, sa) - stats.batch_tau(g, sb), [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return float(point), float(lo), float(hi), len(configs)
 
 
 def mixture_ranks_better(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
+    """Judged at equal total training steps (the release's ResNet20 design: M=1 trained as long as the mixture);
+    the comparison with M=1 at E epochs (equal steps per SuperNet) is a second line when it is another search."""
     key, claim, source = f"tau_gain_M{m}", f"A mixture of M={m} SuperNets ranks better than one", "Fig. 3"
-    test = f"tau(M) - tau(1), paired bootstrap over configs, ground-truth seeds and searches; better = CI above 0" \
-        + BOTH_ENDS
-    a, b = ev.scores(m), ev.scores(1)
-    if a.shape[1] == 0 or b.shape[1] == 0 or len(set(a.index) & set(b.index)) < 3:
-        return missing(key, claim, source, test, f"M={m} and M=1 searches and ground truth of >= 3 configs")
-    d, lo, hi, n = paired_tau_difference(ev, m)
+    test = (f"tau(M) - tau(M=1 trained for the same total steps), 95% CI over ground-truth seeds and searches "
+            f"(configs fixed); better = CI above 0{BOTH_ENDS}; equal steps per SuperNet (M=1 at E) as a second line")
+    mix, per = plan.search_name("mixture", models=m), plan.search_name("mixture", models=1)
+    primary = ev.equal_total(m)
+
+    def line(base: str, what: str) -> tuple[float, float, float, str] | None:
+        a, b = ev.grid(mix), ev.grid(base)
+        if a.shape[1] == 0 or b.shape[1] == 0 or len(set(a.index) & set(b.index)) < 3:
+            return None
+        d, lo, hi, n = paired_tau_difference(ev, mix, base)
+        return d, lo, hi, (f"{what} (vs {base}, {ev.steps(base):,.0f} steps against {ev.steps(mix):,.0f}; "
+                           f"{a.shape[1]} and {b.shape[1]} searches, {n} configs): difference {d:+.3f} "
+                           f"[95% CI {lo:+.3f}, {hi:+.3f}]")
+
+    second = line(per, "second line, equal steps per SuperNet") if primary != per else None
+    first = line(primary, "equal total steps") if primary else None
+    tail = f"; {second[3]}" + (f" (alone: {directional(*second[1:3], 0.0, effect)})") if second else ""
+    if first is None:
+        return missing(key, claim, source, test, f"M={m} searches and M=1 trained for their total steps "
+                       f"({plan.search_name('mixture-budget', 1, budget_models=m)} under budget per_supernet)" + tail)
+    d, lo, hi, text = first
     verdict = UNCLEAR if hi - lo > WIDE else directional(lo, hi, 0.0, effect)
-    return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
-                     verdict, power((hi - lo) / 2, effect, "tau gain", ev.learned(m) and ev.learned(1), verdict))
+    return Judgement(key, claim, source, test, text + tail, verdict,
+                     power((hi - lo) / 2, effect, "tau gain", ev.learned(m) and ev.learned(search=primary), verdict))
 
 
-def mixture_beats_equal_budget(ev: Evidence, m: int, effect: float | None = None) -> Judgement:
-    """Our control, not in the paper: M=m against one SuperNet trained as long (mixture-budget-M1-B<m>)."""
-    key = f"tau_gain_M{m}_equal_budget"
-    claim = f"A mixture of M={m} SuperNets ranks better than one SuperNet trained as long (our control)"
-    source = "Fig. 3 (the paper has no equal-budget control)"
-    test = f"tau(M) - tau(M=1 at M's budget), paired bootstrap{BOTH_ENDS} M={m} gain over M=1"
-    control = ev.evals[(ev.evals.method == "mixture-budget") & (ev.evals.models == 1)]
-    a = ev.scores(m)
-    if control.empty or a.shape[1] == 0:
-        return missing(key, claim, source, test, f"M={m} searches and the mixture-budget-M1-B{m} control")
-    d, lo, hi, n = paired_tau_difference(ev, m, 1, "mixture-budget")
-    verdict = UNCLEAR if hi - lo > WIDE else directional(lo, hi, 0.0, effect)
-    s = ev.search[(ev.search.method == "mixture-budget") & (ev.search.models == 1)]
-    control_learned = ev.learned(m) and not s.empty
-    return Judgement(key, claim, source, test, f"{n} configs: difference {d:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}]",
-                     verdict, power((hi - lo) / 2, effect, "tau gain over M=1", control_learned, verdict))
-
-
-def _regrets(ev: Evidence, m: int) -> np.ndarray:
-    r = ev.ranking[(ev.ranking.method == "mixture") & (ev.ranking.models == m) & ev.ranking.search_seed.notna()]
+def _regrets(ev: Evidence, search: str) -> np.ndarray:
+    r = ev.ranking[(ev.ranking.search == search) & ev.ranking.search_seed.notna()]
     return r.selected_regret.dropna().to_numpy(float)
 
 
-def picks_better(ev: Evidence, m: int, rival: str, rival_runs: np.ndarray | None, source: str,
-                 effect: float | None = None) -> Judgement:
+WELCH_TEST = (f"Welch's t-test; reproduces when the {LEVEL:.0%} Welch t interval of the difference lies above 0 "
+              f"(one-sided p < {(1 - LEVEL) / 2:g}){BOTH_ENDS}")
+
+
+def _welch_text(w: dict) -> str:
+    df = f", df = {w['df']:.1f}" if np.isfinite(w["df"]) else ""
+    return (f"difference {w['diff']:+.2f} [95% t interval {w['lo']:+.2f}, {w['hi']:+.2f}]; t = {w['t']:.2f}{df}, "
+            f"one-sided p = {_fmt_p(w['p'])}")
+
+
+def _picks_text(ev: Evidence, values: pd.DataFrame, name: str) -> str:
+    shared = len(values) - values.config.nunique()
+    share = f"; {shared + 1 if shared else 0} of {len(values)} picks are one config and share its runs" \
+        if shared else ""
+    return (f"{name}: picks {', '.join(values.config)} -> {values.value.mean():.2f} ± {values.value.std(ddof=1):.2f} "
+            f"(n = {len(values)} searches, each the mean of its pick's {int(values.runs.median())} retrained runs"
+            f"{share})")
+
+
+def picks_better(ev: Evidence, m: int, rival: str, rival_search: str | None, source: str,
+                 effect: float | None = None, default: str | None = None) -> Judgement:
+    """The M-mixture's picks against a rival: another search's picks (`rival_search`, n = its searches) or the
+    `default` config's standalone runs (n = its runs). The unit is the search: one value per search."""
     key, claim = f"pick_M{m}_vs_{rival.split()[0].lower()}", f"The M={m} mixture's pick beats the {rival}"
-    test = (f"retrained accuracy of the picks, one-sided Welch t-test (alpha {ALPHA}){BOTH_ENDS} (difference +- 2 "
-            "SE); regret of each search's pick")
-    ours = ev.retrained(m)
+    test = (f"retrained accuracy of each search's pick, one value per search (the mean of its pick's retrained runs);"
+            f" {WELCH_TEST}; regret of each search's pick")
+    mix = plan.search_name("mixture", models=m)
+    ours = ev.pick_values(mix)
+    other = ev.pick_values(rival_search) if rival_search else None
+    rival_runs = ev.runs.get(default) if default else other.value.to_numpy(float) if other is not None else None
     if len(ours) < 2 or rival_runs is None or len(rival_runs) < 2:
-        return missing(key, claim, source, test, f"retrained picks of M={m} searches and runs of the {rival} "
-                                                 "(>= 2 each)")
-    t, p = _welch(ours, rival_runs)
-    hw = _half_width(ours, rival_runs)
-    verdict = _welch_verdict(p, ours.mean() - rival_runs.mean(), hw, effect)
-    picks = ev.search[(ev.search.method == "mixture") & (ev.search.models == m)].selected_config
-    regret = _regrets(ev, m)
+        return missing(key, claim, source, test, f"retrained picks of >= 2 M={m} searches and >= 2 values of the "
+                                                 f"{rival}")
+    w = welch(ours.value.to_numpy(float), rival_runs)
+    verdict = directional(w["lo"], w["hi"], 0.0, effect)
+    if other is not None:
+        theirs = _picks_text(ev, other, rival_search)
+        common = sorted(set(ours.config) & set(other.config))
+        if common:  # their shared runs cancel in the difference; Welch treats the groups as independent
+            theirs += f"; both picked {', '.join(common)} (independence assumed: conservative)"
+    else:
+        theirs = f"{default} {rival_runs.mean():.2f} ± {rival_runs.std(ddof=1):.2f} (n = {len(rival_runs)} runs)"
+        if default in set(ours.config):
+            theirs += f"; a pick is {default} itself and shares its runs (independence assumed: conservative)"
+    regret = _regrets(ev, mix)
     regret_text = f"; regret of the picks {regret.mean():.2f} (n = {len(regret)})" if len(regret) else ""
-    return Judgement(key, claim, source, test, f"picks {', '.join(sorted(set(picks)))}: {ours.mean():.2f} ± "
-                     f"{ours.std(ddof=1):.2f} (n = {len(ours)}) vs {rival_runs.mean():.2f} ± "
-                     f"{rival_runs.std(ddof=1):.2f} (n = {len(rival_runs)}); t = {t:.2f}, p = {_fmt_p(p)}{regret_text}",
-                     verdict, power(hw, effect, "accuracy gain", ev.learned(m), verdict))
+    return Judgement(key, claim, source, test, f"{_picks_text(ev, ours, mix)} vs {theirs}; {_welch_text(w)}"
+                     f"{regret_text}", verdict,
+                     power((w["hi"] - w["lo"]) / 2, effect, "accuracy gain", ev.learned(m), verdict))
 
 
 def assignments_sharpen(ev: Evidence) -> Judgement:
@@ -368,7 +364,7 @@ def assignments_sharpen(ev: Evidence) -> Judgement:
     learned = all(ev.learned(int(m)) for m in e.models.unique())
     return Judgement(key, claim, source, test, "; ".join(rows) + " (means over searches)", REPRODUCES if ok else FAILS,
                      "yes: a threshold on the measured P, no sampling error to speak of" if learned else
-                     power(0.0, None, "", learned=False))
+                     power(0.0, None, "", learned=False), uses=("search",))
 
 
 def models_balanced(ev: Evidence) -> Judgement:
@@ -384,4 +380,4 @@ def models_balanced(ev: Evidence) -> Judgement:
         ok &= (1 - BALANCE_SLACK) / m <= lo and hi <= (1 + BALANCE_SLACK) / m
         rows.append(f"M={m}: shares {lo:.3f}..{hi:.3f} (1/M = {1 / m:.3f})")
     return Judgement(key, claim, source, test, "; ".join(rows), REPRODUCES if ok else FAILS,
-                     "yes: the step counts are exact, no sampling error")
+                     "yes: the step counts are exact, no sampling error", uses=("search",))

@@ -184,18 +184,66 @@ def bootstrap_ci(gt, score, n_boot: int = 2000, seed: int = 0, level: float = 0.
     return _percentile_ci(_point_metrics(g, s, ks), _batch_metrics(g[draws], s[draws], ks), level)
 
 
+def small_n_scale(n) -> np.ndarray:
+    """sqrt(n / (n - 1)) (1 where n < 2): the factor that gives a bootstrap mean of n values the variance of the
+    sample mean. Drawing n values with replacement, the resampled mean varies by (n - 1) / n s^2 / n, short of s^2 / n
+    by a third at n = 3; stretching its deviation from the sample mean by this factor restores s^2 / n."""
+    n = np.asarray(n, dtype=float)
+    return np.sqrt(np.divide(n, n - 1, out=np.ones_like(n), where=n > 1))
+
+
+def padded_runs(runs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row value arrays of unequal length as one NaN-padded matrix (row i left-aligned) and the row lengths."""
+    n_runs = np.array([len(r) for r in runs])
+    padded = np.full((len(runs), max(n_runs.max(initial=0), 1)), np.nan)
+    for row, values in enumerate(runs):
+        padded[row, :len(values)] = values
+    return padded, n_runs
+
+
+def seed_replicates(rng: np.random.Generator, gt_runs: np.ndarray, n_runs: np.ndarray, grids: Sequence[np.ndarray],
+                    small_n: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One bootstrap replicate of the seeds, the configs held fixed: each config's mean over its ground-truth runs
+    drawn with replacement (`gt_runs`, as from `padded_runs`), and for each score grid (configs x search runs) the
+    mean over its runs drawn with replacement as whole columns (one search scores every config, so a draw keeps the
+    correlation between configs of one run); grids are drawn independently of each other. With `small_n`, every
+    resampled mean's deviation from its sample mean is stretched by `small_n_scale` of its number of values, so that
+    it varies as a mean of that many independent values does (the draws stay discrete: n search runs have only
+    C(2n - 1, n) distinct resamples, 10 at n = 3)."""
+    rows = np.arange(len(gt_runs))[:, None]
+    picks = (rng.random(gt_runs.shape) * n_runs[:, None]).astype(int)  # uniform in 0..n_c-1 per row
+    gt = gt_runs[rows, picks].mean(axis=1)
+    out = []
+    for grid in grids:
+        drawn = grid[:, rng.integers(0, grid.shape[1], grid.shape[1])].mean(axis=1)
+        if small_n:
+            drawn = grid.mean(axis=1) + small_n_scale(grid.shape[1]) * (drawn - grid.mean(axis=1))
+        out.append(drawn)
+    if small_n:
+        means = np.nanmean(gt_runs, axis=1)  # the padding is NaN
+        gt = means + small_n_scale(n_runs) * (gt - means)
+    return gt, out
+
+
+def batch_tau(g: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row of g against the same row of s (replicates x configs), equal to scipy's."""
+    return _batch_metrics(g, s, ())["kendall_tau"]
+
+
 def seed_bootstrap_ci(gt_runs: pd.DataFrame, score_runs: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
                       level: float = 0.95, ks: Sequence[int] = DEFAULT_KS,
-                      resample_configs: bool = True) -> pd.DataFrame:
-    """Percentile confidence intervals that also carry the seed-to-seed noise of both measurements.
+                      resample_configs: bool = False, small_n: bool = True) -> pd.DataFrame:
+    """Percentile confidence intervals that carry the seed-to-seed noise of both measurements.
 
     gt_runs: one row per standalone training, columns `config`, `value`. Each config's runs are independent,
         so every replicate resamples them within each config (any number of runs per config).
     score_runs: one row per (search run, config), columns `config`, `run`, `value`. One search scores every
         config, so a replicate resamples whole runs, keeping the correlation between configs of one run;
         every run must score every config.
-    With `resample_configs`, configs are resampled on top (as in `bootstrap_ci`). The estimate is computed on
-    the per-config means. Returns the same shape as `bootstrap_ci`.
+    The configs are held fixed by default: a study that trains every config of its space has the whole space, not
+    a sample of it, and what a rerun would change is the seeds. `resample_configs` resamples them on top (as
+    `bootstrap_ci` does). `small_n`: see `seed_replicates`. The estimate is computed on the per-config means.
+    Returns the same shape as `bootstrap_ci`.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
@@ -204,22 +252,15 @@ def seed_bootstrap_ci(gt_runs: pd.DataFrame, score_runs: pd.DataFrame, n_boot: i
     if set(gt_runs["config"]) != set(configs) or grid.isna().any().any():
         raise ValueError("gt_runs and score_runs must cover the same configs, and every run must score every config")
     by_config = gt_runs.groupby("config")["value"]
-    n_runs = by_config.size().reindex(configs).to_numpy()
-    # Runs of config c sit in row c, left-aligned; the padding is never drawn.
-    padded = np.full((len(configs), n_runs.max()), np.nan)
-    for row, (_, values) in enumerate(by_config.apply(list).reindex(configs).items()):
-        padded[row, :len(values)] = values
+    padded, n_runs = padded_runs([np.asarray(v, dtype=float) for v in by_config.apply(list).reindex(configs)])
     scores = grid.to_numpy(dtype=float)
     g, s, _ = _aligned(by_config.mean().reindex(configs).to_numpy(), scores.mean(axis=1))
 
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(configs))[:, None]
     gt_means, score_means = np.empty((n_boot, len(configs))), np.empty((n_boot, len(configs)))
     for b in range(n_boot):  # the draws stay in this order, so a seed gives the same replicates as ever
-        picks = (rng.random(padded.shape) * n_runs[:, None]).astype(int)  # uniform in 0..n_c-1 per row
-        gt_mean = padded[rows, picks].mean(axis=1)
-        score_mean = scores[:, rng.integers(0, scores.shape[1], scores.shape[1])].mean(axis=1)
-        cfg = rng.integers(0, len(configs), len(configs)) if resample_configs else rows[:, 0]
+        gt_mean, (score_mean,) = seed_replicates(rng, padded, n_runs, [scores], small_n)
+        cfg = rng.integers(0, len(configs), len(configs)) if resample_configs else slice(None)
         gt_means[b], score_means[b] = gt_mean[cfg], score_mean[cfg]
     return _percentile_ci(_point_metrics(g, s, ks), _batch_metrics(gt_means, score_means, ks), level)
 

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats as sp_stats
 
 from poolnas.analysis import claims as C
+from poolnas.analysis import design
 from poolnas.analysis.aggregate import load
 from poolnas.analysis.checks import Check, cell, half_up
 from poolnas import plan
@@ -88,7 +89,10 @@ def number_checks(frames: dict, pub: dict, dataset: str | None, stand_in: dict |
                           f"inside our 95% CI (of width <= {C.WIDE:g})", verdict))
     gt = study.gt.groupby("config").test_acc
     shared = frames["search_eval"]
-    shared = shared[(shared.dataset == dataset) & (shared.method == "mixture") & (shared.models == 1) & shared.assigned]
+    shared = shared[(shared.dataset == dataset) & (shared.models == 1) & shared.assigned]
+    pair = not shared[shared.method == "mixture-pair"].empty  # the paper's protocol: the two configs trained together
+    shared = shared[shared.method == ("mixture-pair" if pair else "mixture")]
+    inside = "accuracy inside the two-config SuperNet (mixture-pair)" if pair else "accuracy inside one SuperNet (M=1)"
     for row in pub["figure1"].itertuples():
         if row.setting == "standalone":
             values = study.gt[study.gt.config == row.config].test_acc
@@ -96,7 +100,7 @@ def number_checks(frames: dict, pub: dict, dataset: str | None, stand_in: dict |
             values = shared[shared.config == row.config].score
         res = {"status": "ok" if len(values) else "not run", "mean": values.mean(),
                "std": values.std(ddof=1) if len(values) > 1 else np.nan, "n": len(values)}
-        what = "standalone test accuracy" if row.setting == "standalone" else "accuracy inside one SuperNet (M=1)"
+        what = "standalone test accuracy" if row.setting == "standalone" else inside
         out.append(_acc(f"figure1.{row.setting}.{row.config}", "Figure 1", f"{row.config} {what}", row.acc, res,
                         comparable=same))
     for name in ("table1", "table2"):
@@ -164,24 +168,21 @@ def cost_checks(study: Study, compute: pd.DataFrame) -> list[Check]:
 
 
 def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int, pub: dict | None = None) -> list[C.Judgement]:
-    """The 12 claims (and our equal-budget control), each with what the paper reports as the effect's size, so that
-    the report can say whether our runs could have decided it."""
+    """The paper's claims on one study (dataset), each with what the paper reports as the effect's size, so that the
+    report can say whether our runs could have decided it. A profile with two studies calls this once per dataset."""
     ev = C.Evidence(frames, dataset, n_boot=n_boot, seed=seed)
     default = SPACES["resnet20"].default.name
-    defaults = ev.runs.get(default)
-    spos = ev.retrained(1)
     e = _paper_effects(pub)
     out = [C.pooling_matters(ev, e.get("sd_means")), C.default_not_optimal(ev, default, e.get("best_gap")),
            C.late_beats_early(ev, effect=e.get("late_early")), C.sharing_hurts_late_more(ev, effect=e.get("sharing")),
            C.single_supernet_ranks_badly(ev, e.get("m1_below"))]
     out += [C.mixture_ranks_better(ev, m, e.get(f"tau_gain_M{m}")) for m in sorted(set(ev.models()) - {1} | {2, 4, 8})]
-    out += [C.picks_better(ev, 4, "default config", defaults, "Tables 1-2 (91.55 vs 90.52)", e.get("pick_default")),
-            C.picks_better(ev, 4, "single SuperNet's (M=1) pick", spos if len(spos) else None,
+    out += [C.picks_better(ev, 4, "default config", None, "Tables 1-2 (91.55 vs 90.52)", e.get("pick_default"),
+                           default=default),
+            C.picks_better(ev, 4, "single SuperNet's (M=1) pick", plan.search_name("mixture", models=1),
                            "Table 1 (91.55 vs 90.61)", e.get("pick_spos")),
             C.assignments_sharpen(ev), C.models_balanced(ev)]
-    controls = plan.control_budgets(frames["search"].search)
-    out += [C.mixture_beats_equal_budget(ev, b, e.get(f"tau_gain_M{b}")) for b in controls]
-    return out
+    return design.mark_tuned(out, frames, dataset)
 
 
 def _paper_effects(pub: dict | None) -> dict:
@@ -326,7 +327,8 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
              f"{sum(x.verdict in (C.REPRODUCES, C.FAILS) for x in judged)} of {len(judged)}.",
              f"- Published numbers ({len(numbers)}): {tally(n)}.",
              "", "### What does not reproduce", ""]
-    fails = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.FAILS]
+    tuned = lambda x: f" (tuned on these runs: {x.tuned})" if x.tuned not in ("", "none", "none of them") else ""  # noqa: E731
+    fails = [f"- Claim: {x.claim} ({x.source}): {x.evidence}{tuned(x)}" for x in judged if x.verdict == C.FAILS]
     differ = [f"  - {x.section}: {x.claim}: published {x.published}, ours {x.ours}" for x in numbers
               if x.verdict == C.FAILS]
     if differ:
@@ -347,7 +349,7 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
         missing.append(f"- {section}: {len(these)} published number{'s' if len(these) > 1 else ''} ("
                        + "; ".join(x.claim for x in these) + ")")
     lines += missing or ["- nothing"]
-    unclear = [f"- Claim: {x.claim} ({x.source}): {x.evidence}" for x in judged if x.verdict == C.UNCLEAR]
+    unclear = [f"- Claim: {x.claim} ({x.source}): {x.evidence}{tuned(x)}" for x in judged if x.verdict == C.UNCLEAR]
     unclear += [f"- {x.section}: {x.claim}: published {x.published}, ours {x.ours}" for x in numbers
                 if x.verdict == C.UNCLEAR]
     if unclear:
@@ -356,10 +358,10 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
     if context[1]:
         lines += ["", "### Why our numbers may differ from the paper's", "", *context[1]]
     lines += ["", "## The paper's claims, judged on our results", "",
-              "| Claim | Paper | Test | Evidence | Verdict | Could these runs decide it? |",
-              "|---|---|---|---|---|---|"]
+              "| Claim | Paper | Test | Evidence | Verdict | Could these runs decide it? | Chosen after seeing these "
+              "results |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {cell(x.claim)} | {cell(x.source)} | {cell(x.test)} | {cell(x.evidence)} | **{x.verdict}** | "
-              f"{cell(x.power)} |" for x in judged]
+              f"{cell(x.power)} | {cell(x.tuned)} |" for x in judged]
     lines += ["", "## Published numbers against ours", ""]
     for section in dict.fromkeys(x.section for x in numbers):
         lines += [f"### {section}", "", "| Number | Published | Ours | Difference | Agrees if | Verdict |",
@@ -394,14 +396,20 @@ def write_report(results, published, out, released=None, n_boot=2000, seed=0, da
                + (f" --profile {profile}" if profile and profile != records_profile(frames) else ""))
     thresholds = (f"Tolerances: an accuracy or gap agrees within ±{ACC_TOL:g} points; a Kendall tau when the "
                   f"published value lies inside our 95% bootstrap interval (inconclusive when that interval is wider "
-                  f"than {C.WIDE:g}); a one-sided claim reproduces when its test is significant (or its interval lies "
-                  f"clear of no effect), is inconclusive when the 95% interval of its effect holds both no effect and "
-                  f"the paper's, and otherwise does not reproduce; cost ratios are wall-clock times, shown as a factor "
+                  f"than {C.WIDE:g}); an effect claim reproduces when the 95% interval of its effect lies clear of no "
+                  f"effect on the claimed side, is inconclusive when it holds both no effect and the paper's effect, "
+                  f"and otherwise does not reproduce; a threshold claim (tau below {C.BAD_TAU:g}) reproduces when the "
+                  f"interval lies on the claimed side of the threshold, does not when it lies on the other, and is "
+                  f"inconclusive while it straddles it; cost ratios are wall-clock times, shown as a factor "
                   f"of the printed ratio and not judged (\"{TIMING}\"). Tests: alpha = {C.ALPHA}; "
-                  f"percentile bootstrap, {n_boot} resamples, seed {seed}. Verdicts: reproduces / does not "
+                  f"percentile bootstrap over seeds (configs fixed), {n_boot} resamples, seed {seed}; Welch t intervals for "
+                  f"comparisons of picks. Verdicts: reproduces / does not "
                   "reproduce / inconclusive / not verifiable (the runs it needs do not exist) / not comparable (measured on another "
                   "dataset than the paper's: shown as context, not judged).")
-    text = render(numbers, judged, _context(frames, dataset), released_section(released, published, n_boot, seed),
+    summary, reasons = _context(frames, dataset)
+    summary += (design.status_lines(frames, dataset) + design.bootstrap_lines(frames, dataset, n_boot)
+                + design.budget_lines(frames, dataset))
+    text = render(numbers, judged, (summary, reasons), released_section(released, published, n_boot, seed),
                   command, thresholds)
     if out:
         atomic_write_text(out, text)

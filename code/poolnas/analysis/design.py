@@ -25,6 +25,8 @@ class Tuned:
     uses: tuple       # which runs it shaped: "groundtruth" (standalone training), "search"
 
 
+RELEASED_SD_OF_MEANS = 1.10  # SD of the 36 config means of the authors' released CIFAR10 ground truth (issue 18)
+
 TUNED = {
     ("mini", "glyphs"): (
         Tuned("the glyphs generator", "v1 -> v2 (smaller digits)", "0a72f24", ("groundtruth", "search")),
@@ -99,3 +101,22 @@ def budget_lines(frames: dict, dataset: str | None) -> list[str]:
             f"searches' total steps: {ours}" + (f"; M = 1 at a mixture's total: {controls}" if controls else "")
             + ". Each 'M ranks better than one' claim is judged against M = 1 at the mixture's total steps; M = 1 at "
             "E epochs (equal steps per SuperNet) is its second line."]
+
+
+def paper_effects(pub: dict | None) -> dict:
+    """The sizes of the effects the paper reports, from paper/published (CIFAR10 scale)."""
+    if pub is None:
+        return {}
+    f1 = pub["figure1"].set_index(["config", "setting"]).acc.astype(float)
+    tau = pub["figure3"].astype({"models": int}).set_index("models").kendall_tau.astype(float)
+    t2 = pub["table2"].set_index("method").acc_mean.astype(float)
+    t1 = pub["table1"].drop_duplicates("method").set_index("method").acc_mean.astype(float)
+    late, early = ("[6,2,2]", "standalone"), ("[1,1,8]", "standalone")
+    out = {"late_early": f1[late] - f1[early],
+           "sharing": (f1[late] - f1[("[6,2,2]", "combination")]) - (f1[early] - f1[("[1,1,8]", "combination")]),
+           "best_gap": t2["Best conf. (Bruteforce)"] - t2["Default"], "m1_below": C.BAD_TAU - tau[1],
+           "pick_default": t2["Balanced Mixtures"] - t2["Default"],
+           "pick_spos": t1["Balanced Mixtures"] - t1["SPOS fully shared"],
+           "sd_means": RELEASED_SD_OF_MEANS}
+    out |= {f"tau_gain_M{m}": tau[m] - tau[1] for m in tau.index if m != 1}
+    return out

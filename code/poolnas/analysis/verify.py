@@ -37,7 +37,6 @@ TIMING = "timing-dependent, not judged"
 COST_TOLERANCE = "wall-clock ratio: shown, not judged"
 PAPER_DATA = {"resnet20": "cifar10"}
 SD_RATIO, SEED_TAU, RANGE_RATIO = 4.0, 0.5, 4.0  # a ground truth that ranks configs (`_signal`, issue 18)
-RELEASED_SD_OF_MEANS = 1.10  # SD of the 36 config means of the authors' released CIFAR10 ground truth (issue 18)
 
 
 def _acc(key, section, claim, printed: str, res: dict, tol: float = ACC_TOL, comparable: bool = True) -> Check:
@@ -172,7 +171,7 @@ def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int, pub:
     report can say whether our runs could have decided it. A profile with two studies calls this once per dataset."""
     ev = C.Evidence(frames, dataset, n_boot=n_boot, seed=seed)
     default = SPACES["resnet20"].default.name
-    e = _paper_effects(pub)
+    e = design.paper_effects(pub)
     out = [C.pooling_matters(ev, e.get("sd_means")), C.default_not_optimal(ev, default, e.get("best_gap")),
            C.late_beats_early(ev, effect=e.get("late_early")), C.sharing_hurts_late_more(ev, effect=e.get("sharing")),
            C.single_supernet_ranks_badly(ev, e.get("m1_below"))]
@@ -183,25 +182,6 @@ def claim_checks(frames: dict, dataset: str | None, n_boot: int, seed: int, pub:
                            "Table 1 (91.55 vs 90.61)", e.get("pick_spos")),
             C.assignments_sharpen(ev), C.models_balanced(ev)]
     return design.mark_tuned(out, frames, dataset)
-
-
-def _paper_effects(pub: dict | None) -> dict:
-    """The sizes of the effects the paper reports, from paper/published (CIFAR10 scale)."""
-    if pub is None:
-        return {}
-    f1 = pub["figure1"].set_index(["config", "setting"]).acc.astype(float)
-    tau = pub["figure3"].astype({"models": int}).set_index("models").kendall_tau.astype(float)
-    t2 = pub["table2"].set_index("method").acc_mean.astype(float)
-    t1 = pub["table1"].drop_duplicates("method").set_index("method").acc_mean.astype(float)
-    late, early = ("[6,2,2]", "standalone"), ("[1,1,8]", "standalone")
-    out = {"late_early": f1[late] - f1[early],
-           "sharing": (f1[late] - f1[("[6,2,2]", "combination")]) - (f1[early] - f1[("[1,1,8]", "combination")]),
-           "best_gap": t2["Best conf. (Bruteforce)"] - t2["Default"], "m1_below": C.BAD_TAU - tau[1],
-           "pick_default": t2["Balanced Mixtures"] - t2["Default"],
-           "pick_spos": t1["Balanced Mixtures"] - t1["SPOS fully shared"],
-           "sd_means": RELEASED_SD_OF_MEANS}
-    out |= {f"tau_gain_M{m}": tau[m] - tau[1] for m in tau.index if m != 1}
-    return out
 
 
 # --- the report ---------------------------------------------------------------------------------------------

@@ -171,3 +171,29 @@ def test_provenance_names_the_cpu_from_cpuinfo(tmp_path, monkeypatch):
     assert cpu_model(str(info)) == "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
     monkeypatch.setattr(platform, "processor", lambda: "")  # no cpuinfo and nothing from platform: unknown, not ''
     assert cpu_model(str(tmp_path / "absent")) is None
+
+
+def test_test_batch_changes_the_number_with_released_bn_only(tiny_profile, tmp_path):
+    """'released' BN normalises the first BN of each block with the test batch's statistics, so the protocol's
+    test_batch_size (the release tests at its training batch) changes test_acc; 'standard' BN uses running
+    statistics, so it cannot. The same seed trains the same network in each pair: only the evaluation differs."""
+    accs = {}
+    for bn in ("released", "standard"):
+        for batch in (2, 100):
+            profile = yaml.safe_load(open(tiny_profile(bn=bn, test_batch_size=batch, eval_every=0)))  # a dict:
+            profile["datasets"]["twoscale"].update(classes=2)
+            rec = run(profile, tmp_path / f"{bn}{batch}.json", tmp_path / "data")  # profile files are cached by path
+            assert rec["options"]["test_batch_size"] == batch and rec["hparams"]["test_batch_size"] == batch
+            accs[bn, batch] = rec["test_acc"]
+    assert abs(accs["released", 2] - accs["released", 100]) >= 5.0  # 14 points here (63 % against 49 %)
+    assert accs["standard", 2] == accs["standard", 100]
+
+
+def test_test_batch_absent_keeps_the_old_evaluation(tiny_profile, tmp_path):
+    """Without test_batch_size the records keep what smoke and mini were made with (max(batch, 500)) and gain no
+    key, so an old record still equals its profile's settings."""
+    from poolnas.standalone import test_batch_size
+
+    rec = run(tiny_profile(epochs=1, eval_every=0), tmp_path / "a.json", tmp_path / "data")
+    assert "test_batch_size" not in rec["options"] and "test_batch_size" not in rec["hparams"]
+    assert test_batch_size(rec["hparams"]) == 500

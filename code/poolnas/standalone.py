@@ -53,6 +53,11 @@ def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
     return {"crop": CROP if crop is None else crop}
 
 
+def test_batch_size(hp: dict) -> int:
+    """The standalone test batch: the protocol's `test_batch_size`, absent max(batch_size, 500) (smoke, mini)."""
+    return hp.get("test_batch_size", max(hp["batch_size"], 500))
+
+
 class Architecture:
     """What `--backbone/--config/--variant` name: a config of a search space, or a path of the relaxed ResNet20 space
     (`--backbone resnet20-relaxed --config 010111222`, e.g. an architecture found by DARTS); `--variant` changes a
@@ -166,7 +171,8 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
-               **warmup_options(hp), **crop}
+               **warmup_options(hp), **crop, **({"test_batch_size": hp["test_batch_size"]} if "test_batch_size" in hp
+                                                 else {})}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options, **({"variant": variant} if variant else {})})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
@@ -174,7 +180,9 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
     # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
     # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.
-    test_loader = Loader.from_prepared(data, "test", max(hp["batch_size"], 500), device=dev,
+    # The test batch matters with 'released' BN too (batch statistics): test_batch_size (the release: the training
+    # batch, 128 for ResNet20) when the profile sets it, else max(batch, 500), what smoke and mini were made with.
+    test_loader = Loader.from_prepared(data, "test", test_batch_size(hp), device=dev,
                                        drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
                                        seed=derive_seed(seed, EVAL_ORDER), **crop)
 

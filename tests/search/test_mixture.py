@@ -169,3 +169,21 @@ def test_selection_rules():
     # with one model every rule reduces to the config's own accuracy (and W)
     one = select(acc[:, :1], torch.ones(3, 1, dtype=F64), W[:, :1])
     assert one["assigned"]["index"] == one["best_model"]["index"] == 1 and one["ema"]["index"] == 0
+
+
+def test_shortlist_rule_scores_only_the_top_max_w_configs_with_their_assigned_supernet():
+    """The released Food101 search (utils/NAS_trainer.py): the K configs with the highest max over SuperNets of W,
+    each scored with its assigned SuperNet; a config outside the shortlist cannot be picked however it scores."""
+    acc = torch.tensor([[50.0, 90.0], [80.0, 10.0], [70.0, 85.0], [99.0, 99.0]], dtype=F64)
+    P = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.4, 0.6], [0.5, 0.5]], dtype=F64)  # assigned 0, 0, 1, 0
+    W = torch.tensor([[0.95, 0.1], [0.7, 0.2], [0.3, 0.9], [0.1, 0.2]], dtype=F64)  # max W: 0.95, 0.7, 0.9, 0.2
+    assert balancing.shortlist(W, 2).tolist() == [0, 2]
+    picks = select(acc, P, W, shortlist_size=2)
+    assert picks["assigned"]["index"] == 3  # the full evaluation's pick: config 3 is outside the shortlist
+    assert picks["shortlist"]["index"] == 2 and picks["shortlist"]["score"] == 85.0
+    assert picks["shortlist"]["scores"] == [50.0, None, 85.0, None]
+    assert select(acc, P, W, shortlist_size=4)["shortlist"]["index"] == picks["assigned"]["index"]
+    assert "shortlist" not in select(acc, P, W)  # only where the rule is in force
+    assert balancing.shortlist_size({"selection": "shortlist"}) == 50  # absent: the release's 50
+    assert balancing.shortlist_size({"selection": "shortlist", "shortlist_size": 7}) == 7
+    assert balancing.shortlist_size({"selection": "assigned", "shortlist_size": 7}) is None

@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from poolnas import cli
+from poolnas.search import balancing
 from poolnas.search.evaluation import evaluate_all, tree_forward
 from poolnas.arch.models import build_model
 from poolnas.search.run import search_run
@@ -279,3 +280,20 @@ def test_the_pair_supernet_trains_and_scores_only_figure_1s_two_configs(tiny):
     with pytest.raises(UsageError, match="use --backbone resnet20"):
         search_run(profile=tiny["write"](), method="mixture-pair", models=1, dataset="twoscale", backbone="resnet18",
                    seed=0, out=tiny["root"] / "x.json", data_dir=tiny["data"], threads=1, device="cpu")
+def test_shortlist_selection_is_recorded_and_picks_within_the_shortlist(tiny):
+    """selection: shortlist (the released Food101 search) picks the best assigned score among the configs with the
+    highest max_m W; the record names the rule and its size, and keeps the other rules as alternatives."""
+    record = run(tiny, tiny["root"] / "short.json", models=2,
+                 profile=tiny["write"]("short", selection="shortlist", shortlist_size=5))
+    W = torch.tensor(record["W"], dtype=torch.float64)
+    listed = balancing.shortlist(W, 5).tolist()
+    assert record["options"]["selection"] == "shortlist" and record["options"]["shortlist_size"] == 5
+    assert record["selected"]["rule"] == "shortlist" and record["selected"]["index"] - 1 in listed
+    scores = {c: record["accuracy"][c][record["assignment"][c]] for c in listed}
+    assert record["alternatives"]["shortlist"]["score"] == pytest.approx(max(scores.values()), abs=1e-4)
+    assert set(record["alternatives"]) == {"assigned", "best_model", "ema", "shortlist"}
+
+
+def test_default_selection_records_no_shortlist_key(reference):
+    record, _ = reference
+    assert "shortlist_size" not in record["options"] and "shortlist" not in record["alternatives"]

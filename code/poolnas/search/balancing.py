@@ -25,6 +25,8 @@ search-validation split, the final P and W; every rule breaks ties by the lowest
     assigned    score[c] = A[c, argmax_m P[c, m]]   (the default: each config judged by its own SuperNet)
     best_model  score[c] = max_m A[c, m]
     ema         score[c] = W[c, argmax_m P[c, m]]
+    shortlist   the assigned score over the K configs with the highest max_m W[c, m] only (search setting
+                shortlist_size, 50 when absent): the released Food101 search's rule
 Everything runs in float64 on the CPU: T W reaches 100 and exp(-100) must not underflow.
 """
 
@@ -99,16 +101,39 @@ def assignment(P: torch.Tensor) -> torch.Tensor:
     return P.argmax(dim=1)
 
 
-def select(acc: torch.Tensor, P: torch.Tensor, W: torch.Tensor) -> dict[str, dict]:
-    """Every selection rule's pick: {rule: {"index": 0-based config, "score": float, "scores": list}}."""
+def shortlist_size(hp: dict) -> int | None:
+    """How many configs the `shortlist` rule scores (None: the search selects by another rule): the setting
+    `shortlist_size`, absent the release's 50."""
+    return hp.get("shortlist_size", 50) if hp["selection"] == "shortlist" else None
+
+
+def shortlist(W: torch.Tensor, size: int) -> torch.Tensor:
+    """The `size` configs with the highest max over SuperNets of W, best first (lower index on ties): the
+    released Food101 search's candidates (utils/NAS_trainer.py: the top 50 of max_m W, scored with their
+    assigned SuperNet only)."""
+    best = W.to(DTYPE).max(dim=1).values
+    order = sorted(range(len(best)), key=lambda c: (-float(best[c]), c))
+    return torch.tensor(order[:size], dtype=torch.long)
+
+
+def select(acc: torch.Tensor, P: torch.Tensor, W: torch.Tensor, shortlist_size: int | None = None) -> dict[str, dict]:
+    """Every selection rule's pick: {rule: {"index": 0-based config, "score": float, "scores": list}}. With
+    `shortlist_size`, also the rule `shortlist`: the assigned score over the shortlisted configs only (`scores` holds
+    None for the others)."""
     acc, P, W = acc.to(DTYPE), P.to(DTYPE), W.to(DTYPE)
     assigned = assignment(P)[:, None]
     scores = {"assigned": acc.gather(1, assigned)[:, 0], "best_model": acc.max(dim=1).values,
               "ema": W.gather(1, assigned)[:, 0]}
+    if shortlist_size is not None:
+        listed = torch.full_like(scores["assigned"], -math.inf)
+        keep = shortlist(W, shortlist_size)
+        listed[keep] = scores["assigned"][keep]
+        scores["shortlist"] = listed
     out = {}
     for rule, s in scores.items():
         best = int(torch.nonzero(s == s.max())[0, 0])  # first maximum: lowest config index on ties
-        out[rule] = {"index": best, "score": float(s[best]), "scores": s.tolist()}
+        out[rule] = {"index": best, "score": float(s[best]),
+                     "scores": [v if math.isfinite(v) else None for v in s.tolist()]}
     return out
 
 

@@ -101,7 +101,7 @@ class MixtureSearch(SearchMethod):
         acc = evaluate_all(self.nets, self.ctx.eval_loader, self.positions, self.dev, self.prec)
         configs, mix, rule = self.configs, self.mix, self.hp["selection"]
         P_final = mix.probs()
-        picks = balancing.select(acc, P_final, mix.W)
+        picks = balancing.select(acc, P_final, mix.W, balancing.shortlist_size(self.hp))
         alternatives = {r: {"config": configs[p["index"]].name, "index": configs[p["index"]].index,
                             "score": p["score"]} for r, p in picks.items()}
         return {"selected": {"config": alternatives[rule]["config"], "index": alternatives[rule]["index"],

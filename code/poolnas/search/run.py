@@ -75,7 +75,7 @@ from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device,
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries, sig
 from poolnas.schemas import write_record
-from poolnas.search import methods
+from poolnas.search import balancing, methods
 from poolnas.search.base import VAL_STREAM
 from poolnas.standalone import crop_option, stem_for
 
@@ -211,7 +211,9 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     train_idx, val_idx = datasets.search_split(data.train.labels, seed)
     stem, crop = stem_for(data), crop_option(prof, dataset, data)
     epochs_run = hp["epochs"] + (1 if hp["extra_epoch"] else 0)
-    options = {"selection": hp["selection"], "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
+    shortlist = balancing.shortlist_size(hp)  # recorded only where the rule is in force
+    options = {"selection": hp["selection"], **({"shortlist_size": shortlist} if shortlist else {}),
+               "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
                "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, "eval_order": hp["eval_order"],

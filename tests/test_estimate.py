@@ -53,3 +53,24 @@ def test_search_length_follows_the_budget_option_as_the_search_resolves_it():
     assert run(total, "mixture-M8") == run(total, "mixture-M1") == E + 1
     assert run(per, "mixture-M8") == 8 * E + 1 and run(per, "mixture-budget-M1-B8") == 8 * E + 1
     assert run(per, "random-K2") == 2 * E + 1 and run(per, "darts") == E + 1
+
+
+def test_food101_searches_scale_with_m_and_stand_beside_the_published_hours():
+    """The released Food101 search runs 75 x M epochs (+1; its M = 8 log: 601); the report splits each estimate
+    into training and the final evaluation of every pair and prints the published GPU-hours beside it."""
+    rows = estimate.against_published("paper")
+    assert [r["search"] for r in rows] == ["mixture-M1", "mixture-M2", "mixture-M4", "mixture-M8"]
+    assert [r["epochs_run"] for r in rows] == [76, 151, 301, 601]
+    assert [r["published"] for r in rows] == [2.5, 4, 7.5, 15]
+    assert [r["pairs"] for r in rows] == [455, 910, 1820, 3640]
+    search = {r["study"]: r for r in estimate.estimate("paper") if r["kind"] == "search"}["food101/resnet50"]
+    assert sum(r["train"] + r["eval"] for r in rows) == pytest.approx(search["hours"])
+    text = estimate.report("paper")
+    assert "published 15" in text and "log's rate" in text
+    assert "published" not in estimate.report("gpu1")  # no per-M published figure for ResNet20
+
+
+def test_the_released_log_rate_is_a_check_not_a_calibration():
+    """The assumed ResNet50 rate stays the uncalibrated guess; the log's implied rate is only printed."""
+    assert estimate.BIG_BACKBONE_SPEEDUP == 10.0
+    assert estimate.released_log_rate() > 10 * estimate.BIG_BACKBONE_SPEEDUP

@@ -27,8 +27,10 @@ measurements; `make gpu-check` measures the rates of one GPU.
 
 from __future__ import annotations
 
+import csv
 import sys
 from functools import lru_cache
+from pathlib import Path
 
 from poolnas import plan, settings
 from poolnas.search import methods
@@ -38,6 +40,11 @@ HOUR = 3600.0
 SIZES = {"cifar10": (50_000, 10_000, 32), "cifar100": (50_000, 10_000, 32), "food101": (75_750, 25_250, 224)}
 RELEASED_TRAIN_HOURS, RELEASED_SEARCH_HOURS = 1.5, 6.0  # ResNet20 default 200 epochs; mixture M = 4, 101 epochs
 BIG_BACKBONE_SPEEDUP = 10.0
+PUBLISHED_COMPUTE = Path(__file__).resolve().parents[2] / plan.PUBLISHED / "compute.csv"
+# The authors' M = 8 Food101 search log (experiments/Pooling Experiments/Food101/output_mm_62686939.txt): 601 epochs
+# trained in 15:04:06, then 100 (config, SuperNet) pairs evaluated on the search-validation half in 0:51:03 (the 50
+# configs with the highest max_m W and 50 random ones, each with its assigned SuperNet).
+RELEASED_FOOD101_LOG = {"models": 8, "epochs_run": 601, "train_hours": 15.068, "eval_hours": 0.851, "pairs": 100}
 
 
 def dataset_size(prof: settings.Settings, dataset: str) -> tuple[int, int, int]:
@@ -71,12 +78,23 @@ def search_epochs_run(prof, backbone: str, dataset: str, name: str) -> int:
     return hp["epochs"] + (1 if hp["extra_epoch"] else 0)
 
 
-def search_flops(name: str, epochs_run: int, n_train: int, configs: int, m: float) -> float:
+def search_flops_parts(name: str, epochs_run: int, n_train: int, configs: int, m: float) -> tuple[float, float]:
+    """(training, final evaluation) FLOPs of one search."""
     method, models, candidates, _ = plan.parse_search_name(name)
     half = n_train // 2
     per_step = {"random": 3, "darts": 3 * 3 + 3}.get(method.split("-")[0], 3 + 1)
-    pairs = configs * (models or 1) if method != "random" else (candidates or 1)
-    return 2 * m * (epochs_run * half * per_step + pairs * half)
+    return 2 * m * epochs_run * half * per_step, 2 * m * final_pairs(name, configs) * half
+
+
+def final_pairs(name: str, configs: int) -> int:
+    """(config, model) pairs a search evaluates on the whole search-validation half at its end (every one: the
+    shortlist rule ranks the full evaluation, poolnas.search.balancing)."""
+    method, models, candidates, _ = plan.parse_search_name(name)
+    return configs * (models or 1) if method != "random" else (candidates or 1)
+
+
+def search_flops(name: str, epochs_run: int, n_train: int, configs: int, m: float) -> float:
+    return sum(search_flops_parts(name, epochs_run, n_train, configs, m))
 
 
 @lru_cache(maxsize=None)
@@ -138,6 +156,66 @@ def estimate(profile) -> list[dict]:
     return rows
 
 
+def published_searches(path: Path = PUBLISHED_COMPUTE) -> dict[tuple[str, str, int], float]:
+    """{(dataset, backbone, M): published GPU-hours} of the mixture searches the paper prices per M (Food101)."""
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        return {(r["dataset"], r["backbone"], int(r["models"])): float(r["gpu_hours"]) for r in csv.DictReader(f)
+                if r["method"] == "Balanced Mixtures" and r["models"]}
+
+
+def against_published(profile) -> list[dict]:
+    """Each mixture search with a published GPU-hour figure: our estimate split into its training and its final
+    evaluation, that evaluation at the pairs the release evaluated (RELEASED_FOOD101_LOG), and the published."""
+    prof, published, rows = settings.resolve(profile), published_searches(), []
+    for s in prof.studies:
+        d, b = s["dataset"], s["backbone"]
+        n_train, _, size = dataset_size(prof, d)
+        for name in plan.search_names(s):
+            method, models, _, _ = plan.parse_search_name(name)
+            if method != "mixture" or (d, b, models) not in published:
+                continue
+            epochs = search_epochs_run(prof, b, d, name)
+            train, evaluation = (f / rate(b, "search") / HOUR for f in
+                                 search_flops_parts(name, epochs, n_train, len(get_space(b)), macs(b, None, size)))
+            pairs = final_pairs(name, len(get_space(b)))
+            rows.append({"study": f"{d}/{b}", "search": name, "epochs_run": epochs, "train": train, "eval": evaluation,
+                         "pairs": pairs, "eval_at_released_pairs": evaluation * RELEASED_FOOD101_LOG["pairs"] / pairs,
+                         "published": published[d, b, models]})
+    return rows
+
+
+def released_log_rate() -> float:
+    """The ResNet50/Food101 search rate the authors' M = 8 log implies (its training FLOPs over its training
+    hours), as a multiple of the ResNet20 search rate: a check on BIG_BACKBONE_SPEEDUP, never used to set it."""
+    log_ = RELEASED_FOOD101_LOG
+    train, _ = search_flops_parts(f"mixture-M{log_['models']}", log_["epochs_run"], SIZES["food101"][0], 1,
+                                  macs("resnet50", None, SIZES["food101"][2]))
+    return train / (log_["train_hours"] * HOUR) / rates()[1]
+
+
+def report_against_published(profile) -> list[str]:
+    rows = against_published(profile)
+    if not rows:
+        return []
+    log_ = RELEASED_FOOD101_LOG
+    lines = ["  against the published GPU-hours (paper/published/compute.csv): training + final evaluation of every "
+             "(config, SuperNet) pair; in brackets that evaluation at the release's "
+             f"{log_['pairs']} pairs (50 shortlisted + 50 random configs)"]
+    at_log = BIG_BACKBONE_SPEEDUP / released_log_rate()  # hours at the log's rate per hour at the assumed one
+    lines += [f"  {r['study']:<18} {r['search']:<12} {r['epochs_run']:>4} epochs: {r['train']:>7,.1f} + "
+              f"{r['eval']:>7,.1f} ({r['pairs']:,} pairs) = {r['train'] + r['eval']:>7,.1f} GPU-h "
+              f"[{r['eval_at_released_pairs']:.1f}]; at the log's rate {r['train'] * at_log:.1f} + "
+              f"{r['eval'] * at_log:.1f} [{r['eval_at_released_pairs'] * at_log:.2f}]; published {r['published']:g}"
+              for r in rows]
+    lines.append(f"  the released M = {log_['models']} log trained {log_['epochs_run']} epochs in "
+                 f"{log_['train_hours']:.1f} h and evaluated {log_['pairs']} pairs in {log_['eval_hours']:.2f} h (fp16): "
+                 f"a ResNet50 search rate {released_log_rate():.0f}x ResNet20's, where this estimate assumes "
+                 f"{BIG_BACKBONE_SPEEDUP:g}x")
+    return lines
+
+
 def report(profile) -> str:
     prof = settings.resolve(profile)
     rows = estimate(prof)
@@ -146,7 +224,7 @@ def report(profile) -> str:
              f"{total_hours:,.1f} GPU-hours on one V100-class GPU (poolnas.estimate: FLOPs at rates calibrated on "
              f"the released compute; not measured)"]
     lines += [f"  {r['study']:<18} {r['kind']:<18} {r['jobs']:>5} jobs {r['hours']:>10,.1f} GPU-h" for r in rows]
-    return "\n".join(lines)
+    return "\n".join(lines + report_against_published(prof))
 
 
 def main(names: list[str]) -> None:

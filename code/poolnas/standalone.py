@@ -32,7 +32,8 @@ from poolnas.data.loader import CROP, Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
-from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime, to_device
+from poolnas.engine.runtime import (EVAL_ORDER, derive_seed, log, resolve_device, runtime_options, setup_runtime,
+                                   to_device)
 from poolnas.engine.steps import evaluate, train_step
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries
@@ -51,6 +52,11 @@ def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
         return {}
     crop = prof.crop(dataset)
     return {"crop": CROP if crop is None else crop}
+
+
+def set_only(hp: dict, *keys: str) -> dict:
+    """The protocol options a profile sets among `keys` (absent, the old behaviour: no record gains a key)."""
+    return {k: hp[k] for k in keys if k in hp}
 
 
 def test_batch_size(hp: dict) -> int:
@@ -171,12 +177,11 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
-               **warmup_options(hp), **crop, **({"test_batch_size": hp["test_batch_size"]} if "test_batch_size" in hp
-                                                 else {})}
+               **warmup_options(hp), **crop, **set_only(hp, "test_batch_size", "drop_last"), **runtime_options(dev)}
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options, **({"variant": variant} if variant else {})})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
-                                        **crop)
+                                        drop_last=hp.get("drop_last", False), **crop)
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
     # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
     # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.

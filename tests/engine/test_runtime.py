@@ -53,3 +53,13 @@ def test_gpu_slots_in_the_profile():
         settings.resolve(prof)
     with pytest.raises(UsageError):
         runtime.free_gpu(0)
+
+
+def test_runtime_options_name_tf32_on_gpu_only():
+    """setup_runtime turns TF32 and cuDNN autotuning on for GPU runs; their records say so, CPU records gain no key."""
+    import torch
+
+    from poolnas.engine.runtime import runtime_options
+
+    assert runtime_options(torch.device("cpu")) == {}
+    assert runtime_options(torch.device("cuda", 0)) == {"tf32": True, "cudnn_benchmark": True}

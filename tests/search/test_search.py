@@ -297,3 +297,18 @@ def test_shortlist_selection_is_recorded_and_picks_within_the_shortlist(tiny):
 def test_default_selection_records_no_shortlist_key(reference):
     record, _ = reference
     assert "shortlist_size" not in record["options"] and "shortlist" not in record["alternatives"]
+
+
+@pytest.mark.parametrize("drop_last, steps", [(None, 3), (True, 2)])
+def test_search_train_drop_last_follows_the_setting(tiny, drop_last, steps):
+    """The released search loaders drop the last partial batch (the paper profile's drop_last: true); absent, the
+    batch is kept, as the committed searches ran. 48 search-train images at batch 20: 3 batches, or 2 dropped."""
+    from poolnas.search.run import prepare
+
+    extra = {} if drop_last is None else {"drop_last": drop_last}
+    ctx = prepare(method="mixture", models=1, profile=tiny["write"](f"dl{drop_last}", batch_size=20, **extra),
+                  dataset="twoscale", backbone="resnet20", seed=0, out=tiny["root"] / "dl.json", data_dir=tiny["data"],
+                  device="cpu", threads=1)
+    assert len(ctx.train_loader) == steps and ctx.options["drop_last"] is bool(drop_last)
+    assert sum(len(y) for _, y in ctx.train_loader.epoch(0)) == (40 if drop_last else 48)
+    assert "tf32" not in ctx.options  # a CPU run records no GPU kernel options

@@ -61,6 +61,13 @@ def setup_runtime(device: torch.device, threads: int) -> None:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
 
+def runtime_options(device: torch.device) -> dict:
+    """What `setup_runtime` turns on beyond the profile, for a record's options: TF32 matmuls and convolutions
+    and cuDNN autotuning on GPU (TF32 changes the numbers on Ampere and later GPUs; the release's V100 has none);
+    nothing on CPU, so CPU records keep their keys."""
+    return {} if device.type == "cpu" else {"tf32": True, "cudnn_benchmark": True}
+
+
 def autocast(device: torch.device, precision: str):
     """bf16 autocast when asked; parameters (BatchNorm's included) stay fp32."""
     if precision == "bf16":

@@ -71,7 +71,7 @@ from poolnas.data.loader import Loader
 from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import warmup_options
-from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, setup_runtime
+from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, runtime_options, setup_runtime
 from poolnas.errors import UsageError
 from poolnas.records import provenance, remove_stale_temporaries, sig
 from poolnas.schemas import write_record
@@ -216,10 +216,10 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                "extra_epoch": hp["extra_epoch"], "augment": hp["augment"],
                "split": "class-stratified 50/50 of the training set, seeded by the run seed", "split_seed": seed,
                "precision": prof.precision, "channels_last": prof.channels_last, "stem": stem,
-               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": False, "eval_order": hp["eval_order"],
+               "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": hp.get("drop_last", False), "eval_order": hp["eval_order"],
                "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
                **warmup_options(hp), **crop, **width_option(hp),
-               "search_budget": budget_note}
+               "search_budget": budget_note, **runtime_options(dev)}
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
     key = run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
@@ -227,7 +227,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                    "dataset": data.meta["files"],
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
-                                        indices=train_idx, seed=seed, device=dev, **crop)
+                                        drop_last=hp.get("drop_last", False), indices=train_idx, seed=seed, device=dev,
+                                        **crop)
     # Batch-statistics BN (SuperNets, relaxed nets, 'released' mode's first BN): the batches' class mix changes the
     # numbers, so the final evaluation sees one fixed random order of the split (eval_order: shuffled), never the
     # storage order, which is class-sorted for some datasets (Food101).

@@ -205,3 +205,18 @@ def test_training_drop_last_is_an_option(tiny_profile, tmp_path):
     profile = yaml.safe_load(open(tiny_profile(epochs=1, batch_size=96, eval_every=0, drop_last=True)))
     rec = run(profile, tmp_path / "d.json", tmp_path / "data")
     assert rec["history"][0]["images"] == 192 and rec["options"]["drop_last"] is True
+
+
+def test_cifar_recipe_ffcv_gives_the_released_pad_and_std():
+    """The released ResNet18 and ResNet50/CIFAR100 pipeline (translate 2, std 0.2023/0.1994/0.2010) by name."""
+    from types import SimpleNamespace
+
+    from poolnas.errors import UsageError
+    from poolnas.standalone import cifar_recipe
+
+    data = SimpleNamespace(recipe="pad-crop-flip", name="cifar10")
+    assert cifar_recipe({}, data) == {}
+    assert cifar_recipe({"cifar_recipe": "ffcv"}, data)["pad"] == 2
+    assert cifar_recipe({"cifar_recipe": "ffcv"}, data)["std"] == (0.2023, 0.1994, 0.2010)
+    with pytest.raises(UsageError):
+        cifar_recipe({"cifar_recipe": "ffcv"}, SimpleNamespace(recipe="flip", name="glyphs"))

@@ -54,6 +54,17 @@ def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
     return {"crop": CROP if crop is None else crop}
 
 
+def cifar_recipe(hp: dict, data) -> dict:
+    """The loader keywords (pad, mean, std) of the settings' `cifar_recipe` (datasets.CIFAR_RECIPES); {} absent."""
+    name = hp.get("cifar_recipe")
+    if name is None:
+        return {}
+    if data.recipe != "pad-crop-flip":
+        raise UsageError(f"cifar_recipe {name} is for datasets read with pad-crop-flip, not {data.name} "
+                         f"({data.recipe})")
+    return dict(datasets.CIFAR_RECIPES[name])
+
+
 def set_only(hp: dict, *keys: str) -> dict:
     """The protocol options a profile sets among `keys` (absent, the old behaviour: no record gains a key)."""
     return {k: hp[k] for k in keys if k in hp}
@@ -177,11 +188,13 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     options = {"bn": hp["bn"], "report": hp["report"], "drop_last_test": hp["drop_last_test"],
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
-               **warmup_options(hp), **crop, **set_only(hp, "test_batch_size", "drop_last"), **runtime_options(dev)}
+               **warmup_options(hp), **crop, **set_only(hp, "test_batch_size", "drop_last", "cifar_recipe"),
+               **runtime_options(dev)}
+    recipe = cifar_recipe(hp, data)
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options, **({"variant": variant} if variant else {})})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
-                                        drop_last=hp.get("drop_last", False), **crop)
+                                        drop_last=hp.get("drop_last", False), **crop, **recipe)
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
     # class mix changes the numbers: eval_order shuffled reads the test set in one fixed random order (seeded by
     # the run seed); index (smoke, mini) in storage order, which is not class-sorted for CIFAR and twoscale.
@@ -189,7 +202,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
     # batch, 128 for ResNet20) when the profile sets it, else max(batch, 500), what smoke and mini were made with.
     test_loader = Loader.from_prepared(data, "test", test_batch_size(hp), device=dev,
                                        drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
-                                       seed=derive_seed(seed, EVAL_ORDER), **crop)
+                                       seed=derive_seed(seed, EVAL_ORDER), **crop, **recipe)
 
     torch.manual_seed(seed)
     model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,

@@ -53,6 +53,10 @@ from poolnas.data.twoscale import TWOSCALE
 CACHE_FORMAT = 1
 SPLITS = ("train", "test")
 CIFAR_MEAN, CIFAR_STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)
+# CIFAR pipelines a protocol or search may name (`cifar_recipe`) instead of the dataset's own (pad 4, CIFAR_STD): the
+# released ResNet18 and ResNet50/CIFAR100 scripts (cifar/resnet18/utils/data_loader.py, cifar/resnet50/
+# train_original_baseline_ffcv100.py) translate by up to 2 pixels with zero fill, flip, and divide by another std.
+CIFAR_RECIPES = {"ffcv": {"pad": 2, "mean": CIFAR_MEAN, "std": (0.2023, 0.1994, 0.2010)}}
 FOOD_MEAN, FOOD_STD = (0.561, 0.440, 0.312), (0.252, 0.256, 0.259)
 FOOD_SIDE = 256
 MMAP_ABOVE_BYTES = 1 << 30  # `load` memory-maps image files bigger than this (Food101) and reads others in

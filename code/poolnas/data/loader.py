@@ -136,10 +136,12 @@ class Loader:
     @classmethod
     def from_prepared(cls, data, split: str, batch_size: int, *, augment: bool | None = None,
                       shuffle: bool | None = None, **kwargs) -> Loader:
-        """A loader over a `poolnas.datasets.Prepared` split; augment and shuffle default to split == "train"."""
+        """A loader over a `poolnas.datasets.Prepared` split; augment and shuffle default to split == "train"; `mean`
+        and `std` default to the dataset's (a named CIFAR recipe gives others)."""
         part = data.split(split)
         train = split == "train"
-        return cls(part.images, part.labels, batch_size=batch_size, mean=data.mean, std=data.std,
+        return cls(part.images, part.labels, batch_size=batch_size, mean=kwargs.pop("mean", data.mean),
+                   std=kwargs.pop("std", data.std),
                    recipe=data.recipe, augment=train if augment is None else augment,
                    shuffle=train if shuffle is None else shuffle, **kwargs)
 

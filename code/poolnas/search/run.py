@@ -77,7 +77,7 @@ from poolnas.records import provenance, remove_stale_temporaries, sig
 from poolnas.schemas import write_record
 from poolnas.search import balancing, methods
 from poolnas.search.base import VAL_STREAM
-from poolnas.standalone import crop_option, stem_for
+from poolnas.standalone import cifar_recipe, crop_option, set_only, stem_for
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": hp.get("drop_last", False), "eval_order": hp["eval_order"],
                "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
                **warmup_options(hp), **crop, **width_option(hp),
-               "search_budget": budget_note, **runtime_options(dev)}
+               "search_budget": budget_note, **set_only(hp, "cifar_recipe"), **runtime_options(dev)}
+    recipe = cifar_recipe(hp, data)
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
     key = run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
@@ -228,16 +229,17 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                    "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
                                         drop_last=hp.get("drop_last", False), indices=train_idx, seed=seed, device=dev,
-                                        **crop)
+                                        **crop, **recipe)
     # Batch-statistics BN (SuperNets, relaxed nets, 'released' mode's first BN): the batches' class mix changes the
     # numbers, so the final evaluation sees one fixed random order of the split (eval_order: shuffled), never the
     # storage order, which is class-sorted for some datasets (Food101).
     eval_loader = Loader.from_prepared(data, "train", hp["eval_batch_size"], augment=False,
                                        shuffle=hp["eval_order"] == "shuffled", drop_last=hp["eval_drop_last"],
-                                       indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev, **crop)
+                                       indices=val_idx, seed=derive_seed(seed, EVAL_ORDER), device=dev, **crop,
+                                       **recipe)
     val_stream = None if spec.family == "random" or spec.is_extension else Loader.from_prepared(
         data, "train", hp["batch_size"], augment=False, shuffle=True, indices=val_idx,
-        seed=derive_seed(seed, VAL_STREAM), device=dev, **crop)
+        seed=derive_seed(seed, VAL_STREAM), device=dev, **crop, **recipe)
     remove_stale_temporaries(out)
     return SearchContext(
         method=method, spec=spec, models=models, configs=configs, budget_models=budget_models, settings=prof, hp=hp, space=space, data=data, dev=dev,

@@ -280,6 +280,8 @@ def test_the_pair_supernet_trains_and_scores_only_figure_1s_two_configs(tiny):
     with pytest.raises(UsageError, match="use --backbone resnet20"):
         search_run(profile=tiny["write"](), method="mixture-pair", models=1, dataset="twoscale", backbone="resnet18",
                    seed=0, out=tiny["root"] / "x.json", data_dir=tiny["data"], threads=1, device="cpu")
+
+
 def test_shortlist_selection_is_recorded_and_picks_within_the_shortlist(tiny):
     """selection: shortlist (the released Food101 search) picks the best assigned score among the configs with the
     highest max_m W; the record names the rule and its size, and keeps the other rules as alternatives."""

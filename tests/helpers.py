@@ -127,7 +127,7 @@ def darts_record(dataset, seed, path="000111222", profile="synthetic"):
 
 def make_results(root: Path, configs="all", gt_seeds=(0, 1, 2), models=(1, 2, 4, 8), search_seeds=(0, 1, 2),
                  random_k=4, darts=False, dataset="twoscale", noise_seed=0) -> Path:
-    """A results/<profile> folder of synthetic records: ground truth for `configs` ("all" or indices), mixture
+    """A results/<profile> folder of synthetic records (their profile: the folder's name, as aggregate asks): ground truth for `configs` ("all" or indices), mixture
     searches per M (noise shrinking with M: the mixture ranks better), random search; returns the folder."""
     runs = root / "runs"
     rng = np.random.default_rng(noise_seed)
@@ -137,19 +137,19 @@ def make_results(root: Path, configs="all", gt_seeds=(0, 1, 2), models=(1, 2, 4,
         for s in gt_seeds:
             acc = round(gt[c.name] + rng.normal(0, 0.15), 2)
             _write(runs / f"train/{dataset}/resnet20/{c.slug}/seed{s}.json",
-                   train_record(dataset, "resnet20", c, s, acc))
+                   train_record(dataset, "resnet20", c, s, acc, profile=root.name))
     for m in models:
         for s in search_seeds:
             noise = {1: 1.2, 2: 0.6}.get(m, 0.25)
             _write(runs / f"search/{dataset}/resnet20/mixture-M{m}/seed{s}.json",
-                   mixture_record(dataset, "resnet20", m, s, gt, noise))
+                   mixture_record(dataset, "resnet20", m, s, gt, noise, profile=root.name))
     if random_k:
         for s in search_seeds:
             _write(runs / f"search/{dataset}/resnet20/random-K{random_k}/seed{s}.json",
-                   random_record(dataset, "resnet20", random_k, s, gt))
+                   random_record(dataset, "resnet20", random_k, s, gt, profile=root.name))
     if darts:
         for s in search_seeds:
-            _write(runs / f"search/{dataset}/resnet20/darts/seed{s}.json", darts_record(dataset, s))
+            _write(runs / f"search/{dataset}/resnet20/darts/seed{s}.json", darts_record(dataset, s, profile=root.name))
     return root
 
 
@@ -169,14 +169,14 @@ def add_default_and_picks(root: Path, dataset: str, backbone: str, models=(4,), 
     runs, space = root / "runs", SPACES[backbone]
     gt = {c.name: 60.0 + (c.index % 7) for c in space}
     _write(runs / f"train/{dataset}/{backbone}/{space.default.slug}/seed0.json",
-           train_record(dataset, backbone, space.default, 0, default_acc))
+           train_record(dataset, backbone, space.default, 0, default_acc, profile=root.name))
     for m in models:
-        search = mixture_record(dataset, backbone, m, 0, gt, 0.25)
+        search = mixture_record(dataset, backbone, m, 0, gt, 0.25, profile=root.name)
         _write(runs / f"search/{dataset}/{backbone}/mixture-M{m}/seed0.json", search)
         pick = space.parse(search["selected"]["config"])
         if pick != space.default:
             _write(runs / f"train/{dataset}/{backbone}/{pick.slug}/seed0.json",
-                   train_record(dataset, backbone, pick, 0, default_acc + 1 + m))
+                   train_record(dataset, backbone, pick, 0, default_acc + 1 + m, profile=root.name))
     return root
 
 

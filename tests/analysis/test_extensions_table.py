@@ -127,7 +127,7 @@ def test_rows_without_runs_say_not_run(results, best):
 
 
 def test_a_search_without_retraining_says_so(tmp_path):
-    root = make_results(tmp_path / "r", configs=[24, 36], gt_seeds=(0,), models=(), random_k=0)
+    root = make_results(tmp_path / "synthetic", configs=[24, 36], gt_seeds=(0,), models=(), random_k=0)
     write_search(root, "conet-default", search_record("conet", "[4,3,3]", ARCHS["conet"], {
         "uniform_widths": (ARCHS["uniform"], {"scale": 0.9})}, requested="default"))
     aggregate.write(root, aggregate.collect(root, n_boot=0))
@@ -138,7 +138,7 @@ def test_a_search_without_retraining_says_so(tmp_path):
 
 def test_the_best_section_is_the_config_the_best_searches_ran_on(tmp_path):
     """They picked it from the study's ground truth; groundtruth.csv also holds retrainings of other configs."""
-    root = make_results(tmp_path / "r", configs=[1, 24], gt_seeds=(0,), models=(), random_k=0)
+    root = make_results(tmp_path / "synthetic", configs=[1, 24], gt_seeds=(0,), models=(), random_k=0)
     write_search(root, "conet-best", search_record("conet", "[1,1,8]", ARCHS["conet"], {
         "uniform_widths": (ARCHS["uniform"], {"scale": 0.9})}, requested="best"))
     aggregate.write(root, aggregate.collect(root, n_boot=0))
@@ -150,7 +150,7 @@ def test_the_best_section_is_the_config_the_best_searches_ran_on(tmp_path):
 
 
 def test_without_such_records_there_is_no_extensions_csv_and_every_search_row_is_not_run(tmp_path):
-    root = make_results(tmp_path / "r", configs=[24, 36], gt_seeds=(0, 1), models=(), random_k=0)
+    root = make_results(tmp_path / "synthetic", configs=[24, 36], gt_seeds=(0, 1), models=(), random_k=0)
     (root / "extensions.csv").write_text("stale\n")
     aggregate.write(root, aggregate.collect(root, n_boot=0))
     assert not (root / "extensions.csv").exists()

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy.stats import ConstantInputWarning
 
 from poolnas import plan
+from poolnas.analysis import consistency
 from poolnas.errors import UsageError
 from poolnas.records import atomic_write_text
 from poolnas.schemas import read_record
@@ -89,10 +90,15 @@ def search_name(record: dict) -> str:
 
 def records(results: str | Path, kind: str) -> list[dict]:
     """Every record of a kind ("train" or "search") under results/runs, in path order (hidden files skipped), each
-    checked against its schema (`poolnas.schemas`): a bad one stops the command with one line naming file and field."""
+    checked against its schema (`poolnas.schemas`) and its place (`consistency`): a bad one stops the command with one
+    line naming file and field."""
     root = Path(results) / "runs" / kind
-    paths = sorted(p for p in root.rglob("seed*.json") if not any(part.startswith(".") for part in p.parts))
-    return [read_record(path, kind) | {"_path": str(path)} for path in paths]
+    out = []
+    for path in consistency.record_paths(root):
+        record = read_record(path, kind)
+        consistency.check_place(record, path, root, Path(results).resolve().name)
+        out.append(record | {"_path": str(path)})
+    return out
 
 
 def _steps(record: dict) -> int:

@@ -200,13 +200,30 @@ def write_record(path: str | os.PathLike, record: dict) -> None:
     write_json(path, record)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json's object hook: a key given twice is an error, not "the last one wins"."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def read_record(path: str | os.PathLike, kind: str) -> dict:
     """Read and check one record of `kind`; a missing, unreadable or bad one is one line naming file and field."""
     path = Path(path)
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadRecord(f"cannot read record {path}: {err}") from None
+    except _DuplicateKey as err:
+        raise BadRecord(f"record {path}: field {err.args[0]}: given twice in one JSON object (json keeps the last "
+                        "value silently); each field once") from None
     if isinstance(record, dict) and record.get("kind") not in (kind, None):
         raise BadRecord(f"{path}: kind is {record.get('kind')!r}, expected {kind!r} under runs/{kind}/")
     check(record, kind, path)

@@ -71,7 +71,7 @@ def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
                                                 "eval_order")} == {
         "conv_init": "kaiming_fan_out", "zero_init_residual": False, "stem_bn_affine": True, "cosine_t_max": "epochs",
         "eval_order": "index"}
-    assert {"git_commit", "torch_version", "device", "threads", "cpu_model"} <= set(on_disk["provenance"])
+    assert {"git_commit", "torch_version", "device", "threads", "cpu_model", "git_dirty"} <= set(on_disk["provenance"])
     # the milestone at epoch 3 divides the learning rate by 10
     assert [h["lr"] for h in on_disk["history"]] == pytest.approx([0.1, 0.1, 0.1, 0.01])
     # another seed is another run
@@ -157,6 +157,28 @@ def test_relaxed_path_trains_standalone_and_a_monotone_path_equals_its_config(ti
     as_config = run(profile, tmp_path / "c.json", tmp_path / "data", config="4-3-3")
     assert as_path["macs"] == as_config["macs"] and as_path["params"] == as_config["params"]
     assert as_path["history"][0]["train_loss"] == pytest.approx(as_config["history"][0]["train_loss"], rel=1e-5)
+
+
+def test_provenance_says_what_was_dirty_and_hashes_the_diff(tmp_path):
+    """A '+dirty' record names the changed paths and the sha256 of `git diff HEAD --binary` (issue 30, item 7), so a
+    reader can check a saved patch against it; a clean checkout gives None."""
+    import hashlib
+
+    from poolnas.records import git_dirty
+
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=tmp_path,  # noqa: E731
+                                    check=True, capture_output=True).stdout
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    git("add", "."), git("commit", "-qm", "start")
+    assert git_dirty(tmp_path) is None
+    (tmp_path / "b.py").write_text("y = 3\n")
+    (tmp_path / "untracked.py").write_text("z = 0\n")  # not code of the checkout: not listed
+    dirty = git_dirty(tmp_path)
+    assert dirty == {"paths": ["b.py"], "diff_sha256": hashlib.sha256(git("diff", "HEAD", "--binary")).hexdigest()}
+    (tmp_path / "b.py").write_text("y = 4\n")
+    assert git_dirty(tmp_path)["diff_sha256"] != dirty["diff_sha256"]
 
 
 def test_provenance_names_the_cpu_from_cpuinfo(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import glob
 import json
 import math
 import os
+import hashlib
 import platform
 import subprocess
 import tempfile
@@ -103,16 +104,33 @@ def sig(x, digits: int = 6):
     return x
 
 
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """git in `cwd`, by default the checkout the package runs from."""
+    return subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent, capture_output=True, timeout=5)
+
+
 def git_commit() -> str | None:
     """The commit of the checkout the package runs from, with '+dirty' when it has local changes."""
-    here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        sha = _git("rev-parse", "HEAD")
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        return sha.stdout.decode().strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def git_dirty(cwd: Path | None = None) -> dict[str, Any] | None:
+    """What '+dirty' means for this record: the tracked paths changed against HEAD and the sha256 of that diff
+    (`git diff HEAD --binary`), so a reader can tell which code made it and check a saved patch against it; None
+    on a clean checkout or outside git. (Untracked files are not code the package imports from its checkout.)"""
+    try:
+        paths = _git("diff", "HEAD", "--name-only", cwd=cwd)
+        if paths.returncode != 0 or not paths.stdout.strip():
+            return None
+        diff = _git("diff", "HEAD", "--binary", cwd=cwd)
+        return {"paths": sorted(paths.stdout.decode().split()), "diff_sha256": hashlib.sha256(diff.stdout).hexdigest()}
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -137,6 +155,7 @@ def provenance(device=None) -> dict[str, Any]:
     return {
         "poolnas_version": poolnas.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),

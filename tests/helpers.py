@@ -163,6 +163,23 @@ def add_control(root: Path, budget: int, seeds=(0, 1), dataset: str = "twoscale"
     return root
 
 
+def add_pair(root: Path, seeds=(0, 1), dataset: str = "twoscale", drop: float = 3.0) -> Path:
+    """Figure 1's two-config SuperNet beside make_results' M=1 searches: each seed's M=1 record cut to [1,1,8] and
+    [6,2,2] (their scores lowered by `drop` points) as a mixture-pair-M1 search; returns the folder."""
+    for seed in seeds:
+        r = json.loads((root / f"runs/search/{dataset}/resnet20/mixture-M1/seed{seed}.json").read_text())
+        keep = [i for i, c in enumerate(r["configs"]) if c in ("[1,1,8]", "[6,2,2]")]
+        cut = {k: [r[k][i] for i in keep] for k in ("configs", "accuracy", "assignment", "P_final", "W", "counts")}
+        cut["accuracy"] = [[a - drop for a in row] for row in cut["accuracy"]]
+        pick = {"config": "[6,2,2]", "index": SPACES["resnet20"].parse("[6,2,2]").index}
+        _write(root / f"runs/search/{dataset}/resnet20/mixture-pair-M1/seed{seed}.json",
+               r | cut | {"method": "mixture-pair", "selected": pick | {"rule": "assigned"},
+                          "alternatives": {rule: pick | {"score": 1.0} for rule in ("assigned", "best_model", "ema")},
+                          "epochs": [e | {"W": cut["W"], "counts": cut["counts"], "P": cut["P_final"]}
+                                                        for e in r["epochs"]]})
+    return root
+
+
 def add_default_and_picks(root: Path, dataset: str, backbone: str, models=(4,), default_acc=70.0) -> Path:
     """A Table 3/4-style study beside make_results': the default config (seed 0), a mixture search per M (seed 0)
     and the standalone run of each pick (seed 0, default_acc + 1 + M); returns the results folder."""

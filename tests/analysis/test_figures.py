@@ -7,7 +7,7 @@ import pytest
 from poolnas.analysis import aggregate
 from poolnas.analysis import figures
 from poolnas.cli import main
-from helpers import REPO, add_control, make_results
+from helpers import REPO, add_control, add_pair, make_results
 
 PUBLISHED = REPO / "paper" / "published"
 
@@ -53,6 +53,25 @@ def test_the_ranking_figure_shows_the_equal_budget_control_only_when_it_ran(tmp_
         labels.append([t.get_text() for t in fig.axes[0].get_legend().get_texts()])
     assert not any("control" in t for t in labels[0])
     assert "M=1 at this M's budget (control)" in labels[1]
+
+
+def test_figure_1_shows_the_two_config_supernet_when_it_ran(tmp_path):
+    """The paper trains [1,1,8] and [6,2,2] together in one SuperNet: with mixture-pair records, Figure 1's SuperNet
+    points are theirs; without, our M=1 SuperNet over every config's, each labelled as what it is."""
+    results = make_results(tmp_path / "synthetic", configs=[1, 9, 13, 32, 36], gt_seeds=(0, 1), models=(1,),
+                           search_seeds=(0, 1), random_k=None)
+    texts = []
+    for pair in (False, True):
+        if pair:
+            add_pair(results, drop=3.0)
+        aggregate.write(results, aggregate.collect(results, n_boot=0))
+        fig = figures.figure1(figures.Data(results, PUBLISHED, None))
+        texts.append([t.get_text() for ax in fig.axes for t in ax.get_xticklabels() + ax.texts])
+    d = figures.Data(results, PUBLISHED, None)
+    pair, full = d.scores(1, "mixture-pair"), d.scores(1)
+    assert sorted(pair.index) == ["[1,1,8]", "[6,2,2]"]
+    assert "in one SuperNet\n(M=1, every config)" in texts[0] and "in one SuperNet\n(the two together)" in texts[1]
+    assert f"{pair.at['[6,2,2]', 'mean']:.2f}" in texts[1] and f"{full.at['[6,2,2]', 'mean']:.2f}" not in texts[1]
 
 
 def test_missing_data_skips_with_a_note_and_never_draws(tmp_path, capsys):

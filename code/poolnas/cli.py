@@ -1,8 +1,7 @@
 """`python -m poolnas <command>`: every subcommand's arguments, each a thin call into the library.
 
-Bad input never shows a traceback: it prints one line (what was wrong, what is allowed) and exits 2. The library
-is imported inside each handler, so `poolnas space` does not pay for the training stack, nor `poolnas train` for
-matplotlib.
+Bad input never shows a traceback: one line (what was wrong, what is allowed), exit 2. The library is imported
+inside each handler, so `poolnas space` does not pay for the training stack, nor `poolnas train` for matplotlib.
 """
 
 from __future__ import annotations
@@ -92,13 +91,10 @@ def _add_data(sub) -> None:
     prep.add_argument("--force", action="store_true", help="rebuild even when the cache exists")
     prep.add_argument("--profile", default=None,
                       help="take the dataset's parameters from this profile (smoke, mini, paper or a .yaml)")
-    for key in PARAMS:
+    for key in PARAMS:  # generated sets' parameters; seed and train also fashion-mnist's
         defaults = ", ".join(f"{n} {d.generator.defaults[key]}" for n, d in DATASETS.items() if d.generator)
-        prep.add_argument(f"--{key}", type=int, default=None, help=f"generated sets (default: {defaults})"
-                          + ("; fashion-mnist: the subset's draw and size (default 0: all)" if key in ("seed", "train")
-                             else ""))
-    prep.add_argument("--holdout", type=int, default=None,
-                      help="fashion-mnist-holdout: training images held out as its test split (default 5000)")
+        prep.add_argument(f"--{key}", type=int, default=None, help=f"generated sets (default: {defaults})")
+    prep.add_argument("--holdout", type=int, default=None, help="fashion-mnist-holdout: its held-out test split")
     prep.set_defaults(func=_data_prepare)
     info = actions.add_parser("info", help="print the metadata of a prepared dataset")
     info.add_argument("path", help="a cache directory written by `data prepare`")

@@ -120,6 +120,16 @@ def search_name(method: str, models: int | None = None, candidates: int | None =
     return name + (f"-B{budget_models}" if budget_models is not None else "")
 
 
+def record_search_name(record: dict) -> str:
+    """The directory name of a search from its record (`search_name`; `extension_name` beyond the pooling)."""
+    if record.get("pooling"):
+        requested = record["pooling"]["requested"]
+        pooling = requested if requested in ("default", "best") else get_space(record["backbone"]).parse(requested).slug
+        return extension_name(str(record["method"]), pooling, record.get("budget_rho"))
+    return search_name(str(record["method"]), record.get("models"), record.get("candidates"),
+                       record.get("budget_models"))
+
+
 def parse_search_name(name: str) -> tuple[str, int | None, int | None, int | None]:
     """(method, models, candidates, budget_models) of a search name: the inverse of `search_name`."""
     match = re.fullmatch(r"(?P<method>[a-z][a-z-]*?)-(?P<kind>[MK])(?P<size>\d+)(-B(?P<budget>\d+))?", name)

@@ -78,14 +78,7 @@ INT_COLUMNS = {"index", "seed", "epochs", "steps", "params", "macs", "models", "
 # --- reading records ----------------------------------------------------------------------------------------
 
 
-def search_name(record: dict) -> str:
-    """The directory name of a search (`plan.search_name`; `plan.extension_name` beyond the pooling)."""
-    if record.get("pooling"):
-        requested = record["pooling"]["requested"]
-        pooling = requested if requested in ("default", "best") else get_space(record["backbone"]).parse(requested).slug
-        return plan.extension_name(str(record["method"]), pooling, record.get("budget_rho"))
-    return plan.search_name(str(record["method"]), record.get("models"), record.get("candidates"),
-                            record.get("budget_models"))
+search_name = plan.record_search_name  # the directory name of a search's record (the naming contract)
 
 
 def records(results: str | Path, kind: str) -> list[dict]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from poolnas import settings
 from poolnas.errors import UsageError
 
 
@@ -28,8 +29,8 @@ def record_paths(root: Path) -> list[Path]:
 
 def _place(record: dict, kind: str) -> list[tuple[str, str]]:
     """(field, value) pairs the path of `record` must show, top folder first, then the file name."""
-    from poolnas.analysis.aggregate import search_name  # aggregate imports this module
     from poolnas.arch.spaces import RELAXED, get_space
+    from poolnas.plan import record_search_name as search_name
 
     where = [("dataset", record["dataset"]), ("backbone", record["backbone"])]
     if kind == "search":
@@ -49,7 +50,9 @@ def check_place(record: dict, path: Path, root: Path, profile: str) -> None:
     if path.is_symlink():
         raise Misplaced(f"record {path}: is a symbolic link (to {path.resolve()}); a record is a file of its own "
                         "(copy it, or delete the link)")
-    if record.get("profile") != profile:
+    # a known profile's records live in its own folder and nowhere else; other folders (tests, pilots) name none
+    known = settings.available()
+    if record.get("profile") != profile and (profile in known or record.get("profile") in known):
         raise Misplaced(f"record {path}: field profile: {record.get('profile')!r}, but it lies in the results of "
                         f"profile {profile!r}")
     parts = path.relative_to(root).parts

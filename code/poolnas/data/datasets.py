@@ -47,7 +47,7 @@ from poolnas.records import provenance, read_json, write_json
 from poolnas.data import fashion
 from poolnas.data.generated import Generator
 from poolnas.data.glyphs import GLYPHS
-from poolnas.data.subsets import Subsetting
+from poolnas.data.subsets import Subsetting, search_split  # noqa: F401 (search_split: read from here too)
 from poolnas.data.twoscale import TWOSCALE
 
 CACHE_FORMAT = 1
@@ -411,21 +411,3 @@ def open_dataset(name: str, cache_dir: str | os.PathLike, data_root: str | os.Pa
                  download: bool = False, verify: bool = True, **params) -> Prepared:
     """`prepare` (once) then `load`: what a training command calls."""
     return load(prepare(name, data_root, cache_dir, download=download, **params), verify=verify)
-
-
-# --- splits -------------------------------------------------------------------------------------------------
-
-
-def search_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, class-stratified 50/50 split of a training set: (search-train, search-validation) row indices.
-
-    Within each class the rows are shuffled and the first ceil(n/2) go to search-train. Both outputs are
-    sorted; the same labels and seed always give the same split.
-    """
-    labels = np.asarray(labels)
-    order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(len(labels))
-    order = order[np.argsort(labels[order], kind="stable")]  # grouped by class, shuffled within each class
-    _, first, counts = np.unique(labels[order], return_index=True, return_counts=True)
-    rank = np.arange(len(order)) - np.repeat(first, counts)  # position of each row within its class
-    to_train = rank < np.repeat(counts - counts // 2, counts)
-    return np.sort(order[to_train]), np.sort(order[~to_train])

@@ -74,3 +74,18 @@ def select(labels: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray | N
     held = params.get("holdout", 0)
     train = order[held: held + params["train"]] if params["train"] else order[held:]
     return np.sort(train), (np.sort(order[:held]) if held else None)
+
+
+def search_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, class-stratified 50/50 split of a training set: (search-train, search-validation) row indices.
+
+    Within each class the rows are shuffled and the first ceil(n/2) go to search-train. Both outputs are
+    sorted; the same labels and seed always give the same split.
+    """
+    labels = np.asarray(labels)
+    order = np.random.default_rng(np.random.SeedSequence(seed)).permutation(len(labels))
+    order = order[np.argsort(labels[order], kind="stable")]  # grouped by class, shuffled within each class
+    _, first, counts = np.unique(labels[order], return_index=True, return_counts=True)
+    rank = np.arange(len(order)) - np.repeat(first, counts)  # position of each row within its class
+    to_train = rank < np.repeat(counts - counts // 2, counts)
+    return np.sort(order[to_train]), np.sort(order[~to_train])

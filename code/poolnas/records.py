@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import math
 import os
-import hashlib
 import platform
 import subprocess
 import tempfile

@@ -112,8 +112,7 @@ def shortlist(W: torch.Tensor, size: int) -> torch.Tensor:
     released Food101 search's candidates (utils/NAS_trainer.py: the top 50 of max_m W, scored with their
     assigned SuperNet only)."""
     best = W.to(DTYPE).max(dim=1).values
-    order = sorted(range(len(best)), key=lambda c: (-float(best[c]), c))
-    return torch.tensor(order[:size], dtype=torch.long)
+    return torch.sort(best, descending=True, stable=True).indices[:size]  # stable: ties keep the lower index first
 
 
 def select(acc: torch.Tensor, P: torch.Tensor, W: torch.Tensor, shortlist_size: int | None = None) -> dict[str, dict]:

@@ -229,7 +229,8 @@ def options(method: str, hp: dict, standalone_bn: str) -> dict:
     if spec.is_extension:
         return extension_options(spec, hp)
     if spec.family == "mixture":
-        return {"bn": "supernet", **({"configs": "only " + ", ".join(spec.only)} if spec.only else {}), "final_P": "last epoch's balancing re-applied to the final W",
+        only = {"configs": "only " + ", ".join(spec.only)} if spec.only else {}
+        return {"bn": "supernet", **only, "final_P": "last epoch's balancing re-applied to the final W",
                 "sampler": "P' = softmax(T W + b), b = -sum log(marginals)",
                 "val_minibatch": "search batch size, shuffled, no augmentation, eval mode",
                 "final_eval": "every (config, model) pair, full search-validation split, prefix-shared tree"}

@@ -5,9 +5,9 @@ rule aggregate:
     message:
         f"aggregate: the records of {RESULTS}/runs into {len(CSVS)} CSVs"
     input:
-        runs=groundtruth_records() + search_records(),
-        retrains=retrain_records,
-        extension_retrains=extension_retrain_records,  # issue 17: what dgconv and conet found, retrained
+        runs=groundtruth_records(made_only=True) + search_records(made_only=True),
+        retrains=lambda w: retrain_records(w, made_only=True),
+        extension_retrains=lambda w: extension_retrain_records(w, made_only=True),  # issue 17's, retrained
     output:
         CSV_FILES,
     log:
@@ -53,7 +53,7 @@ rule figure:
         "figure {wildcards.figure}: {output.pdf} (and .png)"
     input:
         csvs=CSV_FILES,
-        searches=search_records(),  # figure 5 draws P(m|c) per epoch from one search record
+        searches=search_records(made_only=True),  # figure 5 draws P(m|c) per epoch from one search record
     output:
         pdf=LAYOUT.figure_files("{figure}")[0],
         png=report(LAYOUT.figure_files("{figure}")[1], caption="captions/figure.rst", category="Figures"),

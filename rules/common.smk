@@ -8,7 +8,6 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from poolnas import plan, settings
-from poolnas.data.datasets import get_dataset
 from poolnas.errors import UsageError
 
 validate(config, "../config/schema.yaml")
@@ -53,32 +52,30 @@ def gpus_per_job(wildcards):
     return GPU_PER_JOB
 
 
-def groundtruth_records():
-    return plan.groundtruth_records(PROFILE)
+# Each list of runs comes whole (what the run targets make) and `made_only` (what the tables read): a study marked
+# `in_progress` is made in parts, and the tables read the part that exists (poolnas.plan).
+def groundtruth_records(made_only=False):
+    return plan.groundtruth_records(PROFILE, made_only)
 
 
-def search_records():
-    return plan.search_records(PROFILE)
+def search_records(made_only=False):
+    return plan.search_records(PROFILE, made_only)
 
 
-def retrain_records(wildcards):
+def search_record_of(dataset, backbone, search, seed):
+    job = checkpoints.search_run.get(dataset=dataset, backbone=backbone, search=search, seed=seed)
+    return json.loads(Path(job.output.record).read_text())
+
+
+def retrain_records(wildcards, made_only=False):
     """The standalone runs of every config a search picked: known only once the searches have run."""
-
-    def selected(dataset, backbone, search, seed):
-        job = checkpoints.search_run.get(dataset=dataset, backbone=backbone, search=search, seed=seed)
-        return json.loads(Path(job.output.record).read_text())["selected"]
-
-    return plan.retrain_records(PROFILE, selected)
+    selected = lambda *search: search_record_of(*search)["selected"]
+    return plan.retrain_records(PROFILE, selected, made_only)
 
 
-def extension_retrain_records(wildcards):
+def extension_retrain_records(wildcards, made_only=False):
     """The standalone runs of what dgconv and conet found and of their comparisons: known once they have run."""
-
-    def record(dataset, backbone, search, seed):
-        job = checkpoints.search_run.get(dataset=dataset, backbone=backbone, search=search, seed=seed)
-        return json.loads(Path(job.output.record).read_text())
-
-    return plan.extension_retrain_records(PROFILE, record)
+    return plan.extension_retrain_records(PROFILE, search_record_of, made_only)
 
 
 def groundtruth_of(wildcards):
@@ -126,8 +123,11 @@ def parent_of(path):
 
 
 def estimate_wanted(profile):
-    """Profiles of real datasets (gpu1, paper), not the generated ones of smoke and mini."""
-    return profile.device != "cpu" and any(get_dataset(d).generator is None for d in profile.as_dict()["datasets"])
+    """Profiles of the paper's datasets (gpu1, paper), which poolnas.estimate prices in GPU-hours; not smoke and
+    mini, whose cost on this machine is measured (poolnas.analysis.jobtimes)."""
+    from poolnas.estimate import SIZES
+
+    return profile.device != "cpu" and any(d in SIZES for d in profile.as_dict()["datasets"])
 
 
 def _dry_run():

@@ -16,6 +16,10 @@ rule all:
         f"target all ({P}): done"
     input:
         rules.figures.input,
+        groundtruth_records(),  # and every run of an in-progress study, which the tables read as far as it goes
+        search_records(),
+        retrain_records,
+        extension_retrain_records,
 
 
 rule tables:

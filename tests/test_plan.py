@@ -163,3 +163,30 @@ def test_figures_are_planned_only_where_the_profile_runs_their_searches():
     assert plan.figure_names(settings.resolve(raw)) == ["figure1", "figure3", "accuracy_vs_macs",
                                                         "ranking_vs_models", "groundtruth_spread"]
 
+
+
+def test_an_in_progress_study_gives_the_tables_only_its_made_records(tmp_path, monkeypatch):
+    """`in_progress`: the run targets want every record; the tables (made_only) read what exists of that study, and
+    every record of a finished study, made or not (a missing one is then a job to run, not a row left out)."""
+    raw = copy.deepcopy(settings.resolve("mini").as_dict())
+    for study in raw["studies"]:
+        study["in_progress"] = study["dataset"] == "fashion-mnist"
+    profile = settings.resolve(raw)
+    monkeypatch.chdir(tmp_path)
+    layout = plan.Layout(profile.name)
+    made = [layout.train_record("fashion-mnist", "resnet20", "4-3-3", 1),
+            layout.search_record("fashion-mnist", "resnet20", "mixture-M4", 3)]
+    for path in made:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("{}")
+    every_gt, every_search = plan.groundtruth_records(profile), plan.search_records(profile)
+    assert sum("/fashion-mnist/" in r for r in every_gt) == 108
+    gt, search = plan.groundtruth_records(profile, made_only=True), plan.search_records(profile, made_only=True)
+    assert [r for r in gt if "/fashion-mnist/" in r] == made[:1]
+    assert [r for r in search if "/fashion-mnist/" in r] == made[1:]
+    assert [r for r in gt if "/glyphs/" in r] == [r for r in every_gt if "/glyphs/" in r]  # none exists here
+    picked = []
+    retrain = plan.retrain_records(profile, lambda *search: picked.append(search) or {"config": "[6,2,2]"},
+                                   made_only=True)
+    assert [s for s in picked if s[0] == "fashion-mnist"] == [("fashion-mnist", "resnet20", "mixture-M4", 3)]
+    assert not [r for r in retrain if "/fashion-mnist/" in r]  # its retraining has not run

@@ -209,17 +209,25 @@ def search_seeds(study: dict, name: str) -> list[int]:
 # --- the runs a profile implies -----------------------------------------------------------------------------
 
 
-def groundtruth_records(profile: settings.Settings) -> list[str]:
+def _kept(study: dict, record: str, made_only: bool) -> bool:
+    """Whether a planned record is wanted: always, unless `made_only` asks for what an in-progress study has made so
+    far (the tables read those; a study's `in_progress` key)."""
+    return not (made_only and study.get("in_progress")) or Path(record).is_file()
+
+
+def groundtruth_records(profile: settings.Settings, made_only: bool = False) -> list[str]:
     layout = Layout(profile.name)
-    return [layout.train_record(s["dataset"], s["backbone"], c.slug, seed)
-            for s in profile.studies for c in settings.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"]]
+    paths = ((s, layout.train_record(s["dataset"], s["backbone"], c.slug, seed))
+             for s in profile.studies for c in settings.groundtruth_configs(s) for seed in s["groundtruth"]["seeds"])
+    return [path for s, path in paths if _kept(s, path, made_only)]
 
 
-def search_records(profile: settings.Settings) -> list[str]:
+def search_records(profile: settings.Settings, made_only: bool = False) -> list[str]:
     """Every search record: the pooling searches, then those beyond the pooling (issue 17)."""
     layout = Layout(profile.name)
-    return [layout.search_record(s["dataset"], s["backbone"], name, seed) for s in profile.studies
-            for name in search_names(s) + extension_names(s) for seed in search_seeds(s, name)]
+    paths = ((s, layout.search_record(s["dataset"], s["backbone"], name, seed)) for s in profile.studies
+             for name in search_names(s) + extension_names(s) for seed in search_seeds(s, name))
+    return [path for s, path in paths if _kept(s, path, made_only)]
 
 
 def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
@@ -230,19 +238,23 @@ def picked_run(backbone: str, selected: dict) -> tuple[str, str]:
     return RELAXED.name, selected["path"]
 
 
-def retrain_records(profile: settings.Settings, selected_of) -> list[str]:
+def retrain_records(profile: settings.Settings, selected_of, made_only: bool = False) -> list[str]:
     """The standalone runs of every config a search picked; `selected_of(dataset, backbone, search, seed)` gives a
-    search's `selected` field (the workflow reads it from the record once the search has run)."""
+    search's `selected` field (the workflow reads it from the record once the search has run). `made_only`: of an
+    in-progress study, only the retraining that exists, of searches that exist."""
     layout, out = Layout(profile.name), []
     for s in profile.studies:
         for name in search_names(s):
             for seed in search_seeds(s, name):
+                if not _kept(s, layout.search_record(s["dataset"], s["backbone"], name, seed), made_only):
+                    continue
                 backbone, slug = picked_run(s["backbone"], selected_of(s["dataset"], s["backbone"], name, seed))
-                out += [layout.train_record(s["dataset"], backbone, slug, r) for r in s["retrain"]["seeds"]]
+                out += [path for r in s["retrain"]["seeds"]
+                        if _kept(s, path := layout.train_record(s["dataset"], backbone, slug, r), made_only)]
     return sorted(set(out))
 
 
-def extension_retrain_records(profile: settings.Settings, record_of) -> list[str]:
+def extension_retrain_records(profile: settings.Settings, record_of, made_only: bool = False) -> list[str]:
     """The standalone runs of what the searches beyond the pooling found and of their comparison architectures (the
     record's `selected.variant` and `compare`), and of the plain config (dense, default widths), for each
     `retrain_seeds` (default: the study's retrain seeds); `record_of(dataset, backbone, search, seed)` gives the
@@ -253,12 +265,14 @@ def extension_retrain_records(profile: settings.Settings, record_of) -> list[str
         seeds = ext.get("retrain_seeds", s["retrain"]["seeds"])
         for name in extension_names(s):
             for seed in search_seeds(s, name):
+                if not _kept(s, layout.search_record(s["dataset"], s["backbone"], name, seed), made_only):
+                    continue
                 record = record_of(s["dataset"], s["backbone"], name, seed)
                 slug = get_space(s["backbone"]).parse(record["selected"]["config"]).slug
                 found = [record["selected"]["variant"]] + [c["variant"] for c in record["compare"].values()]
                 out += [layout.train_record(s["dataset"], s["backbone"], slug, r) for r in seeds]
                 out += [layout.variant_record(s["dataset"], s["backbone"], slug, v, r) for v in found for r in seeds]
-    return sorted(set(out))
+    return sorted({path for path in out if _kept(s, path, made_only)})
 
 
 def csv_names(profile: settings.Settings) -> tuple[str, ...]:

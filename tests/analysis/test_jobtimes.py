@@ -54,3 +54,41 @@ def test_a_missing_folder_or_a_damaged_file_gets_one_line_and_exit_2(results, tm
     assert jobtimes.main([str(results)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "darts/seed0.tsv: not a Snakemake benchmark file" in err[0]
+
+
+def test_a_study_not_yet_run_is_priced_from_a_measured_one_by_multiply_adds_and_images(tmp_path, capsys):
+    """mini's Fashion-MNIST study from its glyphs jobs: each planned job at the glyphs job's measured median, times
+    the ratio of multiply-adds per image (28 against 16 pixels) and of training images (equal here)."""
+    import json
+
+    from poolnas import settings
+    from poolnas.arch.cost import count_macs
+    from poolnas.arch.spaces import get_space
+
+    profile = settings.resolve("mini")
+    study = profile.study("fashion-mnist", "resnet20")
+    space = get_space("resnet20")
+    results = tmp_path / "mini"
+    for config in space:
+        bench(results, f"train/glyphs/resnet20/{config.slug}/seed0.tsv", 100)
+        bench(results, f"train/glyphs/resnet20/{config.slug}/seed1.tsv", 300)
+        record = results / f"runs/train/glyphs/resnet20/{config.slug}/seed0.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"macs": count_macs("resnet20", config, image_size=16)}))
+    for name in ["mixture-M1", "mixture-M2", "mixture-M4", "mixture-M8", "mixture-budget-M1-B2",
+                 "mixture-budget-M1-B4", "mixture-budget-M1-B8", "mixture-pair-M1", "random-K4"]:
+        bench(results, f"search/glyphs/resnet20/{name}/seed0.tsv", 1000)
+    jobs = jobtimes.predict(results, "fashion-mnist", "glyphs", 28)
+    ratio = count_macs("resnet20", space.default, image_size=28) / count_macs("resnet20", space.default, image_size=16)
+    assert 2.9 < ratio < 3.2  # (28 / 16)^2 = 3.06, up to the strides' rounding
+    train = jobs[jobs.rule == "train"]
+    assert len(train) == 36 * len(study["groundtruth"]["seeds"])  # retraining on ground-truth seeds is free
+    assert train[train.name == "4-3-3"].seconds.tolist() == pytest.approx([200 * ratio] * 3)
+    search = jobs[jobs.rule == "search"]
+    assert len(search) == 9 * len(study["search"]["seeds"])
+    assert search.seconds.tolist() == pytest.approx([1000 * ratio] * len(search))
+    assert jobtimes.main([str(results), "--predict", "fashion-mnist", "--like", "glyphs", "--image-size", "28"]) == 0
+    assert "Predicted from glyphs" in capsys.readouterr().out
+    (results / "benchmarks/search/glyphs/resnet20/random-K4/seed0.tsv").unlink()
+    assert jobtimes.main([str(results), "--predict", "fashion-mnist", "--like", "glyphs", "--image-size", "28"]) == 2
+    assert "no measured job like ('search', 'resnet20', 'random-K4')" in capsys.readouterr().err

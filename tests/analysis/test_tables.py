@@ -206,3 +206,17 @@ def test_cli_takes_the_stand_ins_from_profile(stand_in_results, tmp_path):
                  "--only", "table4", "--profile", "smoke"]) == 0
     assert "| Default |  | [3,4,6,3] | 84.00 ± 0.10 | [3,4,6,3] | 50.00 (n=1) |" in (out / "table4.md").read_text()
     assert main(["tables", "--results", str(stand_in_results), "--out", str(out), "--profile", "nope"]) == 2
+
+
+def test_a_second_resnet20_study_never_takes_the_papers_rows_from_the_one_named_for_them():
+    """mini has glyphs and fashion-mnist: unnamed, the alphabetically first dataset with records would fill Tables 1-2
+    and the report's main column, so the first Fashion-MNIST record would silently move them."""
+    import pandas as pd
+
+    from poolnas import settings
+
+    frames = {"groundtruth": pd.DataFrame({"dataset": ["fashion-mnist", "glyphs"], "backbone": ["resnet20"] * 2}),
+              "search": pd.DataFrame({"dataset": [], "backbone": []})}
+    assert tables.paper_study(frames, {}, "cifar10", "resnet20") == "fashion-mnist"  # what naming prevents
+    stand_in = settings.resolve("mini").stand_ins()
+    assert tables.paper_study(frames, stand_in, "cifar10", "resnet20") == "glyphs"

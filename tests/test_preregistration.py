@@ -44,6 +44,7 @@ def test_the_profile_runs_the_preregistered_study_on_the_preregistered_data():
     profile = settings.resolve("mini")
     study = profile.study(*STUDY)
     study.pop("in_progress", None)  # how far it has run, not what it runs
+    assert study.pop("preregistration")["document"] == DOCUMENT
     assert study == fixed["study"]
     assert {d: profile.dataset_params(d) for d in fixed["dataset"]} == fixed["dataset"]
     assert profile.precision == fixed["precision"]
@@ -61,6 +62,8 @@ def test_the_preregistration_came_into_force_before_every_test_set_record():
     in_force = git("log", "--format=%H", "-S", "Status: IN FORCE", "--", DOCUMENT)
     assert in_force, f"{DOCUMENT} has never been put in force"
     first = in_force[-1]
+    named = settings.resolve("mini").study(*STUDY)["preregistration"]["commit"]
+    assert first.startswith(named), f"the profile names {named}, the document came into force in {first[:7]}"
     records = git("log", "--diff-filter=A", "--format=%H", "--", "results/mini/runs/*/fashion-mnist/")
     for commit in records:  # every commit that added a record descends from the one that put the document in force
         assert subprocess.run(["git", "merge-base", "--is-ancestor", first, commit], cwd=ROOT).returncode == 0, commit

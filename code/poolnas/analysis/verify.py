@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats as sp_stats
 
 from poolnas.analysis import claims as C
-from poolnas.analysis import design
+from poolnas.analysis import design, studies
 from poolnas.analysis.aggregate import load
 from poolnas.analysis.checks import Check, cell, half_up
 from poolnas import plan
@@ -292,7 +292,7 @@ def _context(frames: dict, dataset: str | None) -> tuple[list[str], list[str]]:
 
 
 def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[str], list[str]], released: str,
-           command: str, thresholds: str) -> str:
+           command: str, thresholds: str, others: list[studies.OtherStudy] = ()) -> str:
     count = lambda xs, attr: pd.Series([getattr(x, attr) for x in xs], dtype=object).value_counts()  # noqa: E731
     n, j = count(numbers, "verdict"), count(judged, "verdict")
     shown = lambda c: C.VERDICTS + ((TIMING,) if TIMING in c else ())  # noqa: E731
@@ -305,7 +305,7 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
              f"against the paper's effect): {sum(x.power.startswith('yes') for x in judged)} of {len(judged)}; "
              f"decided by their outcome (reproduces or does not): "
              f"{sum(x.verdict in (C.REPRODUCES, C.FAILS) for x in judged)} of {len(judged)}.",
-             f"- Published numbers ({len(numbers)}): {tally(n)}.",
+             f"- Published numbers ({len(numbers)}): {tally(n)}.", *studies.section(others),
              "", "### What does not reproduce", ""]
     tuned = lambda x: f" (tuned on these runs: {x.tuned})" if x.tuned not in ("", "none", "none of them") else ""  # noqa: E731
     fails = [f"- Claim: {x.claim} ({x.source}): {x.evidence}{tuned(x)}" for x in judged if x.verdict == C.FAILS]
@@ -337,11 +337,12 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
                   f"{C.WIDE:g})", "", *unclear]
     if context[1]:
         lines += ["", "### Why our numbers may differ from the paper's", "", *context[1]]
+    heads, rules = studies.header_cells(others)
     lines += ["", "## The paper's claims, judged on our results", "",
               "| Claim | Paper | Test | Evidence | Verdict | Could these runs decide it? | Chosen after seeing these "
-              "results |", "|---|---|---|---|---|---|---|"]
+              "results |" + heads, "|---|---|---|---|---|---|---|" + rules]
     lines += [f"| {cell(x.claim)} | {cell(x.source)} | {cell(x.test)} | {cell(x.evidence)} | **{x.verdict}** | "
-              f"{cell(x.power)} | {cell(x.tuned)} |" for x in judged]
+              f"{cell(x.power)} | {cell(x.tuned)} |" + studies.row_cells(others, x.key) for x in judged]
     lines += ["", "## Published numbers against ours", ""]
     for section in dict.fromkeys(x.section for x in numbers):
         lines += [f"### {section}", "", "| Number | Published | Ours | Difference | Agrees if | Verdict |",
@@ -349,6 +350,21 @@ def render(numbers: list[Check], judged: list[C.Judgement], context: tuple[list[
         lines += [x.markdown_row(x.verdict) for x in numbers if x.section == section]
         lines.append("")
     return "\n".join(lines + [released]).rstrip("\n") + "\n"
+
+
+def _design(frames: dict, dataset: str | None, n_boot: int) -> list[str]:
+    return (design.status_lines(frames, dataset) + design.bootstrap_lines(frames, dataset, n_boot)
+            + design.budget_lines(frames, dataset))
+
+
+def _other(frames: dict, study: dict, n_boot: int, seed: int, pub: dict) -> studies.OtherStudy:
+    """A further ResNet20 study: its claims and summary by the main study's code; none judged while in progress."""
+    dataset = study["dataset"]
+    judged = claim_checks(frames, dataset, n_boot, seed, pub)
+    if study.get("in_progress"):
+        return studies.OtherStudy(study, studies.withheld(judged), [f"- In progress: {studies.progress(frames, study)} "
+                                  "(retraining follows the searches); its claims are judged once all are in."])
+    return studies.OtherStudy(study, judged, _context(frames, dataset)[0] + _design(frames, dataset, n_boot))
 
 
 def released_section(path: str | None, published: str, n_boot: int, seed: int) -> str:
@@ -387,10 +403,10 @@ def write_report(results, published, out, released=None, n_boot=2000, seed=0, da
                   "reproduce / inconclusive / not verifiable (the runs it needs do not exist) / not comparable (measured on another "
                   "dataset than the paper's: shown as context, not judged).")
     summary, reasons = _context(frames, dataset)
-    summary += (design.status_lines(frames, dataset) + design.bootstrap_lines(frames, dataset, n_boot)
-                + design.budget_lines(frames, dataset))
+    summary += _design(frames, dataset, n_boot)
+    others = [_other(frames, study, n_boot, seed, pub) for study in studies.other_studies(frames, dataset, profile)]
     text = render(numbers, judged, (summary, reasons), released_section(released, published, n_boot, seed),
-                  command, thresholds)
+                  command, thresholds, others)
     if out:
         atomic_write_text(out, text)
     return text

@@ -56,7 +56,8 @@ def _space(args) -> int:
     space = get_space(args.backbone)
     if args.classes < 1:
         raise UsageError(f"--classes must be >= 1, got {args.classes}")
-    size = args.image_size or (224 if args.stem == "imagenet" else 32)
+    # `is None`, not `or`: --image-size 0 is a bad value to refuse, not a request for the default
+    size = (224 if args.stem == "imagenet" else 32) if args.image_size is None else args.image_size
     if size < 8:
         raise UsageError(f"--image-size must be >= 8 pixels, got {size}")
     configs = [space.parse(c) for c in args.config] if args.config else list(space)

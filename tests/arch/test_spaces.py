@@ -95,7 +95,9 @@ def test_space_command_readable_table(capsys):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["space", "resnet34"], "unknown backbone"), (["space", "resnet20", "--config", "[4,3,4]"], "sums to 11"),
-    (["space", "resnet20", "--classes", "0"], "--classes")])
+    (["space", "resnet20", "--classes", "0"], "--classes"),
+    (["space", "resnet20", "--image-size", "0"], "--image-size must be >= 8 pixels, got 0"),
+    (["space", "resnet20", "--image-size", "-4"], "--image-size must be >= 8 pixels, got -4")])
 def test_space_command_bad_input_exits_2_with_one_line(run_cli, argv, fragment):
     proc = run_cli(*argv)
     assert proc.returncode == 2

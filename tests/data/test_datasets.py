@@ -422,3 +422,36 @@ def test_twoscale_is_learnable_and_needs_the_fine_scale(tmp_path):
     # two classes); twoscale v3 (noise as strong as the texture) gave about 0.88 against 0.44.
     assert full > 0.75, (full, coarse_only)
     assert coarse_only < full - 0.25, (full, coarse_only)
+
+
+def test_a_killed_prepare_leaves_its_temporary_directory_only_until_the_next_prepare(tmp_path):
+    """A kill -9 skips prepare's cleanup; the next prepare of the same cache deletes what it left, but never the
+    directory of a prepare still at work (it holds a lock on it), one just made, or another cache's."""
+    import fcntl
+    import time
+
+    from poolnas.records import ABANDONED_AFTER
+
+    target = datasets.cache_path("twoscale", tmp_path, **SMALL)
+    old = time.time() - 2 * ABANDONED_AFTER
+
+    def leftover(name, age=old):
+        path = tmp_path / name
+        (path / "cache").mkdir(parents=True)
+        (path / "cache" / "train_images.npy").write_bytes(b"\0" * 1000)
+        os.utime(path, None if age is None else (age, age))
+        return path
+
+    killed = [leftover(f".{target.name}.k1ll3d.tmp"), leftover(f".{target.name}.r3pl4c.old")]
+    working, young = leftover(f".{target.name}.w0rk1n.tmp"), leftover(f".{target.name}.n3wb0n.tmp", age=None)
+    other = leftover(".twoscale-other-cache.x1y2z3.tmp")
+    busy = os.open(working, os.O_RDONLY)
+    fcntl.flock(busy, fcntl.LOCK_EX)  # as a concurrent prepare holds it
+    try:
+        assert cli.main(["data", "prepare", "--dataset", "twoscale", "--cache-dir", str(tmp_path),
+                         *[x for k, v in SMALL.items() for x in (f"--{k}", str(v))]]) == 0
+    finally:
+        os.close(busy)
+    assert [p for p in killed if p.exists()] == []
+    assert working.is_dir() and young.is_dir() and other.is_dir()
+    assert (target / "meta.json").is_file()

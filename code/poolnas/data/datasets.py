@@ -17,7 +17,8 @@ Cache (`prepare` writes it, `load` reads it): one directory per dataset (and per
                               edited mean or a damaged key is refused like a damaged array, with the command
                               that rebuilds the cache. (`files`, which the run keys hash, is unchanged by it.)
 It is written into a temporary sibling directory and renamed into place at the end, so a crash never leaves a
-partial cache under the target name.
+partial cache under the target name; the temporary directories of killed prepares are deleted by the next prepare
+of the same cache (`remove_abandoned`).
 
 Food101 is stored as the central 256x256 square of each image after resizing its short side to 256 (~20 GB).
 Its test pipeline (resize 256, centre crop 224) is then reproduced exactly; the training random-resized-crop
@@ -43,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 from poolnas.errors import UsageError
-from poolnas.records import provenance, read_json, write_json
+from poolnas.records import hold, provenance, read_json, remove_abandoned, write_json
 from poolnas.data import fashion
 from poolnas.data.generated import Generator
 from poolnas.data.glyphs import GLYPHS
@@ -234,6 +235,7 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
     """
     spec = get_dataset(name)
     target = cache_path(name, cache_dir, **params)
+    remove_abandoned(target)
     if (target / "meta.json").is_file() and not force:
         return target
     params = spec.parameters.params(params) if spec.parameters else {}
@@ -244,6 +246,7 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     except OSError as err:  # a read-only data directory without this cache
         raise UsageError(f"cannot create the cache of {name} in {target.parent} ({err.strerror or err})") from None
+    claim = hold(tmp)  # until the end: a concurrent prepare's remove_abandoned leaves this directory alone
     try:
         built = spec.build(spec, params, root, download, tmp)
         files = {}
@@ -270,6 +273,9 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
             except OSError:
                 break
         raise
+    finally:
+        if claim is not None:
+            os.close(claim)
     return target
 
 

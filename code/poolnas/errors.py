@@ -1,4 +1,5 @@
-"""The one error type for bad user input: the CLI prints its message as one line and exits 2."""
+"""The error types the CLI prints as one line: bad user input (exit 2), and a file that could not be written
+(exit 1)."""
 
 
 class UsageError(ValueError):
@@ -6,3 +7,14 @@ class UsageError(ValueError):
 
     The message must say what was wrong and what is allowed, in one line.
     """
+
+
+class WriteFailed(OSError):
+    """A result, checkpoint or cache file could not be written (a full disk, a quota): nothing else was changed."""
+
+    def __init__(self, path, err: OSError):
+        super().__init__(err.errno, f"cannot write {path} ({err.strerror or err})")
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.strerror

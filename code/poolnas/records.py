@@ -17,11 +17,36 @@ from pathlib import Path
 from typing import Any
 
 import poolnas
+from poolnas.errors import WriteFailed
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename: never a partial file."""
-    path = Path(path)
+    write_together({path: data})
+
+
+def write_together(files: dict) -> None:
+    """Write every file ({path: bytes}) to a temporary beside it, and only when all are written rename them into
+    place: an error or a kill before the renames leaves every old file as it was, so files read as a set (the
+    CSVs of `aggregate`) are never a mix of new and stale ones. A failed write is a WriteFailed naming its file."""
+    done: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            try:
+                done.append((_temporary(path, data), path))
+            except OSError as err:  # a full disk, a quota: say which file, not a traceback
+                raise WriteFailed(path, err) from err
+        for tmp, path in done:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in done:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _temporary(path: Path, data: bytes) -> str:
+    """`data` in a new fsynced temporary beside `path` (deleted again when that fails); its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -32,10 +57,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def temporaries(path: str | os.PathLike, suffixes: tuple[str, ...] = (".tmp",)) -> list[Path]:

@@ -125,3 +125,28 @@ def test_search_health_tells_a_visit_counter_from_a_learned_assignment():
     assert bad["assigned_acc_median"] == 15.0 and good["assigned_acc_median"] == 70.0
     assert good["w_acc_corr"] == pytest.approx(1.0) and good["argmax_most_visited"] == 1.0
     assert aggregate.search_health({"method": "random", "accuracy": [1.0]}) == {}
+
+
+def test_a_write_that_fails_mid_way_leaves_every_old_csv_unchanged(tmp_path, monkeypatch):
+    """An aggregate killed after writing some CSVs must not leave tables a mix of new and stale ones: the new
+    CSVs are all written before any old one is replaced (here the 3rd write fails, as a kill or a full disk)."""
+    from poolnas import records
+
+    results = make_results(tmp_path / "synthetic", configs=range(1, 7), gt_seeds=(0,), models=(1, 2), search_seeds=(0,))
+    old = _aggregate(results, n_boot=0)
+    (results / "runs/train/twoscale/resnet20" / SPACE.by_index(1).slug / "seed0.json").unlink()  # new CSVs differ
+    real, calls = records.os.fsync, []
+
+    def fail_third(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(records.os, "fsync", fail_third)
+    with pytest.raises(OSError, match="cannot write .*csv"):
+        aggregate.write(results, aggregate.collect(results, n_boot=0))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in sorted(results.glob("*.csv"))} == old
+    assert list(results.glob(".*.tmp")) == []  # the two written temporaries are gone too
+    assert _aggregate(results, n_boot=0) != old

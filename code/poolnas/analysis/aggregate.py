@@ -30,7 +30,7 @@ from scipy.stats import ConstantInputWarning
 from poolnas import plan
 from poolnas.analysis import consistency
 from poolnas.errors import UsageError
-from poolnas.records import atomic_write_text
+from poolnas.records import write_together
 from poolnas.schemas import read_record
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.analysis.stats import DEFAULT_KS, ranking_table, seed_bootstrap_ci
@@ -364,13 +364,11 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 
 def write(results: str | Path, frames: dict[str, pd.DataFrame]) -> list[Path]:
-    paths = []
+    paths = [Path(results) / f"{name}.csv" for name in frames]
+    # all written, then all renamed: a kill mid-way never leaves tables a mix of new and stale CSVs
+    write_together({path: to_csv(frame).encode("utf-8") for path, frame in zip(paths, frames.values())})
     if plan.EXTENSION_CSV not in frames:  # no such records (any more): no extensions.csv, not even a stale one
         (Path(results) / f"{plan.EXTENSION_CSV}.csv").unlink(missing_ok=True)
-    for name, frame in frames.items():
-        path = Path(results) / f"{name}.csv"
-        atomic_write_text(path, to_csv(frame))
-        paths.append(path)
     return paths
 
 

@@ -204,21 +204,24 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                                        drop_last=hp["drop_last_test"], shuffle=hp["eval_order"] == "shuffled",
                                        seed=derive_seed(seed, EVAL_ORDER), **crop, **recipe)
 
-    torch.manual_seed(seed)
-    model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
-                                 resnet50_d1_bug=hp["resnet50_d1_bug"], **arch_options(hp)), dev, prof.channels_last)
-    optimizer = make_optimizer(model.parameters(), hp)
-    run = Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader, test_loader,
-                     device=dev, precision=precision, step=torch.compile(train_step) if prof.compile else train_step,
-                     name=f"{dataset}/{backbone} {arch.name}{' ' + variant if variant else ''} seed {seed}")
+    def build() -> Standalone:
+        torch.manual_seed(seed)
+        model = to_device(arch.build(num_classes=data.num_classes, bn=hp["bn"], stem=stem,
+                                     resnet50_d1_bug=hp["resnet50_d1_bug"], **arch_options(hp)), dev,
+                          prof.channels_last)
+        optimizer = make_optimizer(model.parameters(), hp)
+        return Standalone(model, optimizer, make_scheduler(optimizer, hp, hp["epochs"]), hp, train_loader,
+                          test_loader, device=dev, precision=precision,
+                          step=torch.compile(train_step) if prof.compile else train_step,
+                          name=f"{dataset}/{backbone} {arch.name}{' ' + variant if variant else ''} seed {seed}")
 
     remove_stale_temporaries(out)
-    ckpt = Checkpoint(checkpoint or default_path(out), key)
-    state = ckpt.load()
-    if state:
-        run.load_state_dict(state)
+    ckpt = Checkpoint(checkpoint or default_path(out), key, prof.as_dict())
+    run, resumed = ckpt.resume(build)
+    if resumed:
         log(f"{arch.name} seed {seed}: resuming after epoch {len(run.history)} from {ckpt.path}")
     fit(run, run.remaining_epochs(), ckpt, name=run.name)
+    model = run.model
 
     history = run.history
     tested = [h["test_acc"] for h in history if h["test_acc"] is not None]

@@ -210,3 +210,65 @@ def test_checkpoint_module_loads_with_weights_only(monkeypatch, tmp_path):
     Checkpoint(tmp_path / "c.pt", "k").save({"x": torch.zeros(1)})
     Checkpoint(tmp_path / "c.pt", "k").load()
     assert seen.get("weights_only") is True
+
+
+def flip_a_tensor_byte(data: bytes) -> bytes:
+    """`data` (a torch zip file) with the sign-and-exponent byte of one float in its largest tensor flipped: the
+    file still loads (torch does not check the zip's CRCs), the tensor is another."""
+    import io
+    import struct
+    import zipfile
+
+    info = max((i for i in zipfile.ZipFile(io.BytesIO(data)).infolist() if "/data/" in i.filename),
+               key=lambda i: i.file_size)
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len  # the entry's bytes (stored, not compressed)
+    at = start + 4 * (info.file_size // 8) + 3
+    return data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1:]
+
+
+def test_a_flipped_byte_inside_a_tensor_is_caught_and_the_run_is_exact(tiny, reference, real_checkpoint, tmp_path,
+                                                                         capsys):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(flip_a_tensor_byte(real_checkpoint))
+    torch.load(ckpt, weights_only=True)  # the damage is invisible to torch: only a checksum finds it
+    assert comparable(search(tiny, tmp_path / "run.json", checkpoint=ckpt)) == reference
+    assert len(set_aside(ckpt)) == 1 and not ckpt.exists()
+    warning = [line for line in capsys.readouterr().err.splitlines() if "set aside" in line]
+    assert len(warning) == 1 and "checksum" in warning[0]
+
+
+def test_a_checkpoint_whose_tensors_do_not_fit_is_set_aside_and_the_run_is_exact(tiny, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """Shapes changed with the code (or settings the key missed): no traceback on every rerun, a fresh start."""
+    def train(out, ckpt):
+        return train_run(profile=tiny["profile"], dataset="twoscale", backbone="resnet20", config="4-3-3", seed=0,
+                         out=out, data_dir=tiny["data"], checkpoint=ckpt, threads=1, device="cpu", epochs=2)
+
+    ckpt, made = tmp_path / "train.pt", {}
+    with monkeypatch.context() as m:  # keep the final checkpoint, and the Checkpoint that wrote it
+        m.setattr(Checkpoint, "remove", lambda self: made.setdefault("it", self))
+        reference = train(tmp_path / "ref.json", ckpt)
+    state = made["it"].load()
+    name = next(k for k, v in state["model"].items() if v.dim() == 4)
+    state["model"][name] = torch.zeros(3, *state["model"][name].shape[1:])  # another width, same key and checksum
+    made["it"].save(state)
+    capsys.readouterr()
+    again = train(tmp_path / "again.json", ckpt)
+    assert comparable_train(again) == comparable_train(reference)
+    assert len(set_aside(ckpt)) == 1 and not ckpt.exists()
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "set aside" in line]
+    assert len(warning) == 1 and "does not fit this run" in warning[0] and "resuming" not in err
+
+
+def test_a_checkpoint_of_other_code_or_settings_is_not_resumed(tmp_path, capsys):
+    path = tmp_path / "c.pt"
+    Checkpoint(path, "k", {"lr": 0.1}).save({"x": torch.ones(2)})
+    assert torch.equal(Checkpoint(path, "k", {"lr": 0.1}).load()["x"], torch.ones(2))
+    assert Checkpoint(path, "k", {"lr": 0.2}).load() is None
+    other_code = Checkpoint(path, "k", {"lr": 0.1})
+    other_code.made_by["code"] = "0" * 16
+    assert other_code.load() is None and path.exists()  # kept: replaced after the first epoch
+    err = capsys.readouterr().err
+    assert "made by other settings" in err and "made by other code" in err

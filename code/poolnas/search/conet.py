@@ -111,7 +111,6 @@ class CONetSearch(SearchMethod):
         self.states = {n: WidthState(width=w, phi=self.rule.phi) for n, w in zip(self.names, widths)}
         self.trials: list[dict] = []
         self.current: dict | None = None  # the trial in training: its metrics so far
-        self.saved: dict | None = None  # its network, optimiser and schedule from a checkpoint
         self.last: dict | None = None  # the last finished trial's weights (transfer)
 
     def variant(self) -> variants.Variant:
@@ -124,24 +123,24 @@ class CONetSearch(SearchMethod):
 
     def start_epoch(self, p: int) -> None:
         t, j = divmod(p, self.E)
-        if j and self.saved is None:
-            return  # the trial in training goes on
+        if j:
+            return  # the trial in training (or resumed from a checkpoint) goes on
+        variant = self._build(t)
+        if self.transfer and self.last is not None:
+            transfer(self.last, self.net)
+        rank, cond = metrics(self.net, self.space.name)
+        self.current = {"trial": t, "variant": variant.slug, "rank": {n: [rank[n]] for n in self.names},
+                        "mc": {n: [cond[n]] for n in self.names}, "seconds": 0.0}
+
+    def _build(self, t: int) -> variants.Variant:
+        """Trial t's network (seeded by the trial), optimiser and schedule, at the current widths."""
         variant = self.variant()
         torch.manual_seed(derive_seed(derive_seed(self.ctx.seed, TRIALS), t))
         self.net = to_device(variants.build(variant, self.ctx.pooling["config"], **network_kwargs(self.ctx)),
                              self.dev, self.ctx.channels_last)
-        if self.transfer and self.last is not None and self.saved is None:
-            transfer(self.last, self.net)
         self.opt = make_optimizer(self.net.parameters(), self.hp)
         self.sched = make_scheduler(self.opt, self.hp, self.E)
-        if self.saved is not None:  # resumed in the middle of trial t
-            for obj, key in ((self.net, "net"), (self.opt, "opt"), (self.sched, "sched")):
-                obj.load_state_dict(self.saved[key])
-            self.saved = None
-            return
-        rank, cond = metrics(self.net, self.space.name)
-        self.current = {"trial": t, "variant": variant.slug, "rank": {n: [rank[n]] for n in self.names},
-                        "mc": {n: [cond[n]] for n in self.names}, "seconds": 0.0}
+        return variant
 
     def step(self, p: int, x, y) -> dict:
         loss, hits = train_step(self.net, self.opt, x, y, self.dev, self.prec)
@@ -206,9 +205,11 @@ class CONetSearch(SearchMethod):
     def load_state_dict(self, state: dict) -> None:
         self.states = {n: WidthState(**s) for n, s in state["states"].items()}
         self.trials, self.last, self.history = state["trials"], state["last"], state["history"]
-        if state["current"] is not None:
+        if state["current"] is not None:  # in the middle of a trial: built and loaded now (see random.py)
             self.current = state["current"]["metrics"]
-            self.saved = {k: state["current"][k] for k in ("net", "opt", "sched")}
+            self._build(self.current["trial"])
+            for obj, key in ((self.net, "net"), (self.opt, "opt"), (self.sched, "sched")):
+                obj.load_state_dict(state["current"][key])
 
     def conclude(self) -> dict:
         ctx, backbone = self.ctx, self.space.name

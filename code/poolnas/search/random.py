@@ -42,7 +42,6 @@ class RandomSearch(SearchMethod):
         self.done: list[dict] = []
         self.passes = 0
         self.current: dict | None = None  # the candidate in training: k, steps, epoch, images, seconds, loss
-        self.saved: dict | None = None  # its network, optimiser and schedule from a checkpoint
 
     def remaining_epochs(self) -> range:
         return range(self.passes, len(self.units))
@@ -62,17 +61,10 @@ class RandomSearch(SearchMethod):
 
     def start_epoch(self, p: int) -> None:
         k, _ = self.units[p]
-        ongoing = self.current is not None and self.current["k"] == k
-        if ongoing and self.saved is None:
-            return  # the candidate in training goes on with its next pass
+        if self.current is not None and self.current["k"] == k:
+            return  # the candidate in training (or resumed from a checkpoint) goes on with its next pass
         self._build(k)
-        if ongoing:  # resumed from a checkpoint in the middle of candidate k
-            self.net.load_state_dict(self.saved["net"])
-            self.opt.load_state_dict(self.saved["opt"])
-            self.sched.load_state_dict(self.saved["sched"])
-        else:
-            self.current = {"k": k, "steps": 0, "epoch": 0, "images": 0, "seconds": 0.0, "loss": None}
-        self.saved = None
+        self.current = {"k": k, "steps": 0, "epoch": 0, "images": 0, "seconds": 0.0, "loss": None}
 
     def batches(self, p: int):
         k, cur = self.units[p][0], self.current
@@ -117,9 +109,13 @@ class RandomSearch(SearchMethod):
 
     def load_state_dict(self, state: dict) -> None:
         self.done, self.passes = state["done"], state["passes"]
-        if state["current"] is not None:
-            self.saved = {k: state["current"][k] for k in ("net", "opt", "sched")}
-            self.current = {k: v for k, v in state["current"].items() if k not in self.saved}
+        if state["current"] is not None:  # the candidate in training: built and loaded now, not at its next pass,
+            # so a saved network that does not fit fails here, where the checkpoint is set aside (Checkpoint.resume)
+            saved = {k: state["current"][k] for k in ("net", "opt", "sched")}
+            self.current = {k: v for k, v in state["current"].items() if k not in saved}
+            self._build(self.current["k"])  # seeds its init itself: the same network as at its next pass
+            for obj, key in ((self.net, "net"), (self.opt, "opt"), (self.sched, "sched")):
+                obj.load_state_dict(saved[key])
 
     def conclude(self) -> dict:
         for k in range(len(self.done), len(self.picks)):  # candidates whose budget is 0 steps: never trained

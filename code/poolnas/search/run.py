@@ -123,11 +123,13 @@ class SearchContext:
 def search_run(**kwargs) -> dict:
     """Run one search (arguments as `prepare`) and write its record to `out`; resume from a matching checkpoint."""
     ctx = prepare(**kwargs)
-    torch.manual_seed(ctx.seed)  # before the method builds its networks: their init is part of the run
-    run = ctx.spec.hooks()(ctx)
-    state = ctx.checkpoint.load()
-    if state:
-        run.load_state_dict(state)
+
+    def build():
+        torch.manual_seed(ctx.seed)  # before the method builds its networks: their init is part of the run
+        return ctx.spec.hooks()(ctx)
+
+    run, resumed = ctx.checkpoint.resume(build)
+    if resumed:
         log(f"search {ctx.method} seed {ctx.seed}: resuming from {ctx.checkpoint.path}")
     fit(run, run.remaining_epochs(), ctx.checkpoint, name=ctx.name, after_epoch=ctx.after_epoch)
     start = time.perf_counter()
@@ -245,7 +247,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         method=method, spec=spec, models=models, configs=configs, budget_models=budget_models, settings=prof, hp=hp, space=space, data=data, dev=dev,
         stem=stem, seed=seed, epochs_run=epochs_run, train_loader=train_loader, eval_loader=eval_loader,
         val_stream=val_stream, search_train=len(train_idx), search_val=len(val_idx), options=options, key=key,
-        checkpoint=Checkpoint(checkpoint or default_path(out), key), out=Path(out), after_epoch=after_epoch,
+        checkpoint=Checkpoint(checkpoint or default_path(out), key, prof.as_dict()), out=Path(out), after_epoch=after_epoch,
         name=f"{dataset}/{backbone} {method} seed {seed}", pooling=found if spec.is_extension else None, rho=rho)
 
 

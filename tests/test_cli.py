@@ -215,3 +215,73 @@ def test_a_valid_output_path_passes_and_writes_nothing(tmp_path):
     argcheck.output_dir(str(tmp_path / "figs"))
     argcheck.input_dir(str(tmp_path / "data"), "--data-dir", created=True)
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("case, words", [
+    ("checkpoints-is-a-file", "the checkpoint beside --out OUT/.checkpoints/seed0.pt: OUT/.checkpoints is a file"),
+    ("default-pt-is-a-directory", "the checkpoint beside --out OUT/.checkpoints/seed0.pt is a directory"),
+    ("out-name-too-long", "the temporary made from it 14 more, over this file system's 255"),
+    ("checkpoint-name-too-long", "--checkpoint"),
+])
+def test_bad_paths_of_a_run_are_refused_before_any_work(tmp_path, capsys, monkeypatch, command, case, words):
+    """Each of these failed after an epoch of training, with a traceback (issue 32, item 7)."""
+    import poolnas.search.run
+    import poolnas.standalone
+
+    def work(**_):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(poolnas.standalone, "train_run", work)
+    monkeypatch.setattr(poolnas.search.run, "search_run", work)
+    out = tmp_path / "out"
+    out.mkdir()
+    change = {}
+    if case == "checkpoints-is-a-file":
+        (out / ".checkpoints").write_text("x")
+    elif case == "default-pt-is-a-directory":
+        (out / ".checkpoints" / "seed0.pt").mkdir(parents=True)
+    elif case == "out-name-too-long":
+        change["out"] = str(out / ("r" * 240 + ".json"))  # 245 bytes: the record fits, its temporary does not
+    else:
+        change["checkpoint"] = str(out / ("c" * 230 + ".pt"))  # fits, but not once set aside as .unreadable-...
+    before = listing(tmp_path)
+    assert cli.main(argv(command, tmp_path, **change)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words.replace("OUT", str(out)) in err, err
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("fail_at", [1, 3])  # the first checkpoint; the record (the tiny run's third write)
+def test_a_full_disk_is_one_line_naming_the_file_and_the_run_resumes(tmp_path, capsys, monkeypatch, fail_at):
+    import errno
+
+    import yaml
+
+    from helpers import tiny_profile
+    from poolnas import records
+
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump(tiny_profile(epochs=2)))
+    args = argv("train", tmp_path, profile=str(profile), epochs="2", device="cpu")
+    assert cli.main(["data", "prepare", "--dataset", "twoscale", "--profile", str(profile), "--cache-dir",
+                     str(tmp_path / "data" / "cache")]) == 0
+    real, calls = records.os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr(records.os, "fsync", full)
+        assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    record, checkpoint = tmp_path / "out" / "seed0.json", tmp_path / "out" / ".checkpoints" / "seed0.pt"
+    failed = checkpoint if fail_at == 1 else record
+    assert f"cannot write {failed} (No space left on device)" in err[-1] and "resumes" in err[-1], err
+    assert "Traceback" not in "\n".join(err) and not record.exists()
+    assert cli.main(args) == 0 and record.is_file()
+    assert ("resuming" in capsys.readouterr().err) == (fail_at == 3)

@@ -10,6 +10,8 @@ Ranges and why:
   two-socket machines (2 x 128 cores x 2); a fixed bound (not this machine's CPU count) keeps a command line valid
   on every machine, e.g. a SLURM node with other CPUs than the submit host.
 - devices: auto, cpu, cuda, cuda:N (the profiles' schema allows the same names).
+- file names: a record's temporary `.<name>.<8 random>.tmp` is 14 bytes longer than its name, a checkpoint's
+  set-aside name up to 30; both must fit the file system's NAME_MAX (255 on Linux), checked before any work.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from poolnas.errors import UsageError
+from poolnas.records import TEMPORARY
 
 SEED_MAX = 2**32 - 1
 THREADS_MAX = 1024
@@ -76,8 +79,25 @@ def _writable(directory: Path, flag: str, value: str) -> None:
     os.unlink(probe)
 
 
-def output_file(value: str | None, flag: str = "--out") -> None:
-    """A file the command will write atomically: not empty, not a directory, in a writable place."""
+def _name_fits(path: Path, flag: str, value: str, longer_by: int) -> None:
+    """The longest name made from `path`'s (its temporary, `longer_by` bytes longer) fits the file system's
+    NAME_MAX, checked in the nearest existing ancestor: else that write would fail after the work."""
+    existing = Path(os.path.abspath(path.parent))
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        limit = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # what Linux file systems allow
+    size = len(os.fsencode(path.name))
+    if size + longer_by > limit:
+        raise UsageError(f"{flag} {value}: the name is {size} bytes and the temporary made from it {longer_by} more, "
+                         f"over this file system's {limit}; give a name of at most {limit - longer_by} bytes")
+
+
+def output_file(value: str | None, flag: str = "--out", longer_by: int = TEMPORARY) -> None:
+    """A file the command will write atomically: not empty, not a directory, in a writable place, its temporary's
+    name (`longer_by` bytes longer) not too long."""
     if value is None:
         return
     path = _nonempty(value, flag)
@@ -86,6 +106,7 @@ def output_file(value: str | None, flag: str = "--out") -> None:
     if path.exists() and not path.is_file():
         raise UsageError(f"{flag} {value} exists and is not a regular file")
     _writable(path.parent, flag, value)
+    _name_fits(path, flag, value, longer_by)
 
 
 def output_dir(value: str | None, flag: str = "--out") -> None:
@@ -116,16 +137,26 @@ def input_dir(value: str | None, flag: str, *, created: bool = False) -> None:
         raise UsageError(f"{flag} {value} cannot be read ({err.strerror or err})") from None
 
 
-def run_arguments(args) -> None:
+def run_arguments(args) -> Path | None:
     """`train` and `search`, before any work: values in range, the record's and checkpoint's places writable, the
-    data readable."""
+    data readable. Returns the checkpoint's path when the arguments name one (else the run's default is checked)."""
+    from poolnas.engine.checkpoint import SET_ASIDE, default_path  # here: it imports torch, which train needs anyway
+
     seed(args.seed)
     threads(args.threads)
     device(args.device)
     output_file(args.out, "--out")
-    output_file(args.checkpoint, "--checkpoint")
-    output_dir(getattr(args, "checkpoint_dir", None), "--checkpoint-dir")
+    checkpoint_dir = getattr(args, "checkpoint_dir", None)
+    output_dir(checkpoint_dir, "--checkpoint-dir")
+    checkpoint, flag = args.checkpoint, "--checkpoint"
+    if checkpoint is None and checkpoint_dir is not None:
+        checkpoint, flag = str(Path(checkpoint_dir) / (Path(args.out).stem + ".pt")), "the checkpoint in --checkpoint-dir"
+    # the default .checkpoints/ beside --out too: a file of that name, or a directory for the .pt, would else fail
+    # after the first epoch; a checkpoint's longest derived name is the one it is set aside under
+    output_file(checkpoint or str(default_path(args.out)), flag if checkpoint else "the checkpoint beside --out",
+                longer_by=max(TEMPORARY, len(SET_ASIDE)))
     input_dir(args.data_dir, "--data-dir", created=True)
     for sub in ("cache", "raw"):
         if args.data_dir and (Path(args.data_dir) / sub).exists():
             input_dir(str(Path(args.data_dir) / sub), f"--data-dir (its {sub}/)")
+    return None if checkpoint is None else Path(checkpoint)

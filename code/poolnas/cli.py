@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from poolnas import argcheck, plan
-from poolnas.errors import UsageError
+from poolnas.errors import UsageError, WriteFailed
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -170,10 +170,10 @@ def _train(args) -> int:
     from poolnas.engine.loop import TrainingDiverged
     from poolnas.standalone import train_run
 
-    argcheck.run_arguments(args)
+    checkpoint = argcheck.run_arguments(args)
     try:
         record = train_run(profile=args.profile, dataset=args.dataset, backbone=args.backbone, config=args.config,
-                           seed=args.seed, out=args.out, data_dir=args.data_dir, checkpoint=args.checkpoint,
+                           seed=args.seed, out=args.out, data_dir=args.data_dir, checkpoint=checkpoint,
                            device=args.device, threads=args.threads, epochs=args.epochs, variant=args.variant)
     except TrainingDiverged as err:
         log(f"poolnas train: error: {err}")
@@ -202,9 +202,7 @@ def _search(args) -> int:
     from poolnas.search.balancing import BalancingError
     from poolnas.search.run import search_run
 
-    argcheck.run_arguments(args)
-    checkpoint = args.checkpoint if args.checkpoint is not None or args.checkpoint_dir is None else \
-        Path(args.checkpoint_dir) / (Path(args.out).stem + ".pt")
+    checkpoint = argcheck.run_arguments(args)
     try:
         record = search_run(method=args.method, profile=args.profile, dataset=args.dataset, backbone=args.backbone,
                             seed=args.seed, out=args.out, models=args.models, configs=args.configs,
@@ -412,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         sys.stderr.write(f"poolnas {args.command}: error: {err}\n")
         return 2
+    except WriteFailed as err:  # a full disk: what could not be written, and (a run) that nothing is lost
+        resumable = "; free space and give the same command again: the run resumes from its last checkpoint" \
+            if args.command in ("train", "search") else ""
+        sys.stderr.write(f"poolnas {args.command}: error: {err}{resumable}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("poolnas: interrupted\n")
         return 130

@@ -20,6 +20,9 @@ import poolnas
 from poolnas.errors import WriteFailed
 
 
+TEMPORARY = len("..XXXXXXXX.tmp")  # how much longer than its file's name a temporary's is (mkstemp: 8 random)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename: never a partial file."""
     write_together({path: data})

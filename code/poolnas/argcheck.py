@@ -150,7 +150,7 @@ def run_arguments(args) -> Path | None:
     output_dir(checkpoint_dir, "--checkpoint-dir")
     checkpoint, flag = args.checkpoint, "--checkpoint"
     if checkpoint is None and checkpoint_dir is not None:
-        checkpoint, flag = str(Path(checkpoint_dir) / (Path(args.out).stem + ".pt")), "the checkpoint in --checkpoint-dir"
+        checkpoint, flag = str(Path(checkpoint_dir) / (Path(args.out).stem + ".pt")), "--checkpoint-dir's checkpoint"
     # the default .checkpoints/ beside --out too: a file of that name, or a directory for the .pt, would else fail
     # after the first epoch; a checkpoint's longest derived name is the one it is set aside under
     output_file(checkpoint or str(default_path(args.out)), flag if checkpoint else "the checkpoint beside --out",

@@ -56,8 +56,7 @@ def _space(args) -> int:
     space = get_space(args.backbone)
     if args.classes < 1:
         raise UsageError(f"--classes must be >= 1, got {args.classes}")
-    # `is None`, not `or`: --image-size 0 is a bad value to refuse, not a request for the default
-    size = (224 if args.stem == "imagenet" else 32) if args.image_size is None else args.image_size
+    size = (224 if args.stem == "imagenet" else 32) if args.image_size is None else args.image_size  # 0: refused
     if size < 8:
         raise UsageError(f"--image-size must be >= 8 pixels, got {size}")
     configs = [space.parse(c) for c in args.config] if args.config else list(space)
@@ -407,14 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UsageError as err:
-        sys.stderr.write(f"poolnas {args.command}: error: {err}\n")
-        return 2
-    except WriteFailed as err:  # a full disk: what could not be written, and (a run) that nothing is lost
-        resumable = "; free space and give the same command again: the run resumes from its last checkpoint" \
-            if args.command in ("train", "search") else ""
-        sys.stderr.write(f"poolnas {args.command}: error: {err}{resumable}\n")
-        return 1
+    except (UsageError, WriteFailed) as err:  # bad input, exit 2; a full disk (which file; a run resumes), exit 1
+        again = "; free space and give the same command again: the run resumes from its last checkpoint"
+        full = isinstance(err, WriteFailed)
+        sys.stderr.write(f"poolnas {args.command}: error: {err}{again * (full and args.func in (_train, _search))}\n")
+        return 1 if full else 2
     except KeyboardInterrupt:
         sys.stderr.write("poolnas: interrupted\n")
         return 130

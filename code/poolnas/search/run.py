@@ -247,7 +247,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
         method=method, spec=spec, models=models, configs=configs, budget_models=budget_models, settings=prof, hp=hp, space=space, data=data, dev=dev,
         stem=stem, seed=seed, epochs_run=epochs_run, train_loader=train_loader, eval_loader=eval_loader,
         val_stream=val_stream, search_train=len(train_idx), search_val=len(val_idx), options=options, key=key,
-        checkpoint=Checkpoint(checkpoint or default_path(out), key, prof.as_dict()), out=Path(out), after_epoch=after_epoch,
+        checkpoint=Checkpoint(checkpoint or default_path(out), key, prof.as_dict()), out=Path(out),
+        after_epoch=after_epoch,
         name=f"{dataset}/{backbone} {method} seed {seed}", pooling=found if spec.is_extension else None, rho=rho)
 
 

@@ -11,6 +11,7 @@ recorded verbatim in every record and hashed into its run key).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +73,7 @@ def validate(profile: dict, source: str = "profile") -> dict:
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    _check_finite(profile, source)
     try:
         jsonschema.validate(profile, schema)
     except jsonschema.ValidationError as err:
@@ -110,10 +112,23 @@ def validate(profile: dict, source: str = "profile") -> dict:
                 if models > len(get_space(study["backbone"])):
                     raise UsageError(f"mixture of {models} SuperNets exceeds the {len(get_space(study['backbone']))} "
                                      f"configs of {study['backbone']}")
+            if spec.get("random", 0) > len(get_space(study["backbone"])):
+                raise UsageError(f"search/random: {spec['random']} candidates exceed the "
+                                 f"{len(get_space(study['backbone']))} configs of {study['backbone']}")
         except UsageError as err:
             raise UsageError(f"{where}: {err}") from None
     stand_ins(profile, source)  # every stands_for names a paper study of its backbone, each at most once
     return profile
+
+
+def _check_finite(value: Any, source: str, where: tuple = ()) -> None:
+    """Refuse NaN and infinities anywhere (YAML reads `.nan` and `.inf` as floats): they pass every bound of the
+    schema (NaN compares false with everything), and torch would start training on them and fail much later."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{source}: {'/'.join(map(str, where)) or '(top level)'}: {value} is not a finite number")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, sub in items:
+        _check_finite(sub, source, (*where, key))
 
 
 def _check_widths(key: str, widths: list[int] | None, where: str) -> None:
@@ -173,9 +188,14 @@ def stand_ins(profile: dict, source: str = "profile") -> dict[tuple[str, str], s
 @lru_cache(maxsize=None)
 def _load_cached(path: str) -> dict:
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise UsageError(f"profile {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    except UnicodeDecodeError as err:  # e.g. saved as Latin-1 by an editor: one line, not a traceback
+        raise UsageError(f"profile {path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                         f"{err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise UsageError(f"profile {path} cannot be read ({err.strerror})") from None
     return validate(raw if isinstance(raw, dict) else {}, source=f"profile {Path(path).name}")
 
 

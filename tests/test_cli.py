@@ -6,6 +6,7 @@ for both `train` and `search`, then the output paths of the other commands. Perm
 unprivileged user when the tests run as root (root reads and writes everything).
 """
 
+import functools
 import os
 import shutil
 import stat
@@ -93,7 +94,30 @@ def as_unprivileged() -> list[str]:
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
+def unprivileged_import_failure(module: str = "poolnas", path: Path | None = None) -> str | None:
+    """Why the unprivileged user cannot import `module` with this interpreter (`path`: prepended to its
+    PYTHONPATH), or None. A clone under a directory that user cannot enter (root's 0700 home, a 0700 temporary
+    directory) hides the package and the venv from it: the commands would then fail with "No module named poolnas"
+    however they check their arguments, which says nothing about the checks."""
+    if not as_unprivileged():
+        return None  # not root: the tests run as this user, who can read the clone
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(path), env.get("PYTHONPATH")]))
+    proc = subprocess.run([*as_unprivileged(), sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, cwd="/", env=env, timeout=120)
+    return None if proc.returncode == 0 else (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+
+
+@functools.cache
+def _package_hidden() -> str | None:
+    return unprivileged_import_failure()
+
+
 def run_unprivileged(args: list[str], home: Path):
+    reason = _package_hidden()  # asked once per session, before the first command
+    if reason:
+        pytest.skip(f"uid 65534 cannot import poolnas from {REPO} (a parent directory it cannot enter?): {reason}")
     env = dict(os.environ, HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run([*as_unprivileged(), sys.executable, "-m", "poolnas", *args], capture_output=True,
                           text=True, cwd=REPO, env=env, timeout=300)
@@ -133,6 +157,20 @@ def test_the_permission_tests_can_fail(shared_tmp):
     secret.chmod(0)
     proc = subprocess.run([*as_unprivileged(), "ls", str(secret)], capture_output=True, text=True)
     assert proc.returncode != 0 and "Permission denied" in proc.stderr
+
+
+def test_the_import_check_sees_a_package_behind_a_private_directory(shared_tmp):
+    """The skip above is taken exactly when the package cannot be reached: a module in a 0700 directory (as a
+    clone under /root) is not importable by the unprivileged user, and is once the directory opens."""
+    if not as_unprivileged():
+        pytest.skip("not root: no other user to run as")
+    private = shared_tmp / "home"
+    (private / "clone").mkdir(parents=True)
+    (private / "clone" / "probe_module.py").write_text("")
+    private.chmod(0o700)
+    assert "No module named 'probe_module'" in unprivileged_import_failure("probe_module", private / "clone")
+    private.chmod(0o755)
+    assert unprivileged_import_failure("probe_module", private / "clone") is None
 
 
 # --- the other commands' outputs -----------------------------------------------------------------------------

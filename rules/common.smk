@@ -143,6 +143,20 @@ if _dry_run() and estimate_wanted(PROFILE):  # GPU profiles: what the DAG would 
         print(estimate.report("paper").splitlines()[0], file=sys.stderr)
 
 
+# Records are cached by their files alone: after a profile edit (a new lr) Snakemake would call the old records
+# done and `aggregate` would refuse them. Say so before any job, with the way to redo exactly those (README
+# "Changed settings"); the main process only (cluster jobs parse this file again).
+if workflow.is_main_process:
+    from poolnas.analysis.consistency import stale_records
+
+    STALE = stale_records(RESULTS, PROFILE)
+    if STALE:
+        print(f"warning: {len(STALE)} records were made under other settings than profile {P}'s, and Snakemake "
+              f"will not redo them by itself ({STALE[0][0]}: {'; '.join(STALE[0][1])}); to rerun exactly those: "
+              f"snakemake --cores 2 all --forcerun {' '.join(str(path) for path, _ in STALE)} --config "
+              f"profile={PROFILE_ARG} (or delete them and run the same target)", file=sys.stderr)
+
+
 # Each attempt's log survives a retry (issue 34). Snakemake 9.27 deletes a job's log before every attempt
 # (snakemake/jobs.py:811, remove_existing_output) and takes no {attempt} in log paths (Rule.expand_log gets the
 # wildcards only), so the command keeps it: {log} starts with a header line, and a hard link {log}.<n> (the first

@@ -311,6 +311,8 @@ def _add_aggregate(sub) -> None:
     p = sub.add_parser("aggregate", help="collect the run records of a results folder into tidy CSVs",
                        description="Every per-run JSON record under results/<profile>/runs/ into tidy CSVs beside it.")
     p.add_argument("--results", required=True, help="results/<profile> (holds runs/)")
+    p.add_argument("--profile", default=None, help="refuse records made under other settings than this profile's (a "
+                   "name or .yaml; default: the folder's name, when it is a profile of the package)")
     _add_bootstrap(p)
     p.set_defaults(func=_aggregate)
 
@@ -320,7 +322,7 @@ def _aggregate(args) -> int:
 
     _check_bootstrap(args)
     argcheck.output_dir(_results_dir(args.results), "--results")  # the CSVs go beside runs/
-    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed)
+    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed, profile=args.profile)
     for path, frame in zip(write(args.results, frames), frames.values()):
         print(f"{path}: {len(frame)} rows")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from poolnas.analysis import aggregate
 from poolnas import plan, settings
@@ -95,7 +96,11 @@ def test_real_smoke_training_record_and_cli(tmp_path, capsys):
     out = results / "runs/train/twoscale/resnet20/4-3-3/seed0.json"
     train_run(profile="smoke", dataset="twoscale", backbone="resnet20", config="4-3-3", seed=0, out=out,
               data_dir=tmp_path / "data", epochs=1)
-    assert main(["aggregate", "--results", str(results), "--bootstrap", "50"]) == 0
+    one_epoch = settings.load("smoke")  # what the record ran: smoke with --epochs 1 (issue 32: checked)
+    one_epoch["protocols"]["resnet20"]["epochs"] = 1
+    (tmp_path / "smoke-1.yaml").write_text(yaml.safe_dump(one_epoch))
+    assert main(["aggregate", "--results", str(results), "--bootstrap", "50", "--profile",
+                 str(tmp_path / "smoke-1.yaml")]) == 0
     printed = capsys.readouterr().out
     assert "groundtruth.csv: 1 rows" in printed and "search.csv: 0 rows" in printed
     gt = pd.read_csv(results / "groundtruth.csv")

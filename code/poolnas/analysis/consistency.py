@@ -9,6 +9,7 @@ refused with one line naming the file, the field, what the record says and what 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from poolnas import settings
@@ -64,3 +65,98 @@ def check_place(record: dict, path: Path, root: Path, profile: str) -> None:
         if part != value:
             said = {"method": "search (from method, models, candidates, budget)", "seed": "seed"}.get(field, field)
             raise Misplaced(f"record {path}: field {said}: the record says {value!r}, its path {part!r}")
+
+
+# --- made under the profile's settings? -----------------------------------------------------------------------
+# Runs are cached by their record alone, so after a profile edit (a new lr) the old records stay and would be
+# mixed with new ones in one table. A record carries the settings it ran with (`hparams`, and in `options` the
+# profile's run-wide precision and memory layout); each is compared with what the profile would run for that
+# record now (`expected`, the runs' own functions), key by key.
+
+class Stale(UsageError):
+    """A record made under other settings than the profile's."""
+
+
+ABSENT = "(absent)"
+
+
+def profile_for(results: Path, given: str | settings.Settings | None) -> settings.Settings | None:
+    """The profile to compare a results folder's records with: `given` (a name, a .yaml or Settings), else the one
+    the folder is named after when the package has it; None (no comparison) for other folders (tests, pilots)."""
+    if given is None and Path(results).resolve().name not in settings.available():
+        return None
+    return settings.resolve(given or Path(results).resolve().name)
+
+
+@functools.cache
+def _defaults() -> dict[str, dict]:
+    """{section of `hparams` (a record kind, or a nested key): {key: the schema's default}}: the value of a key an
+    older record lacks (it was added to the schema later, with the behaviour before it as its default)."""
+    import yaml
+
+    schema = yaml.safe_load(settings.SCHEMA_PATH.read_text())
+    props = lambda s: {k: v["default"] for k, v in s["properties"].items() if "default" in v}  # noqa: E731
+    ext = schema["properties"]["extensions"]["properties"]
+    return {"train": props(schema["$defs"]["protocol"]), "search": props(schema["$defs"]["search"]),
+            "network": props(schema["$defs"]["protocol"]), "baseline": props(schema["properties"]["baselines"]),
+            "extension": props(ext["dgconv"]) | props(ext["conet"])}
+
+
+def _flat(d: dict, section: str, defaults: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out |= _flat(value, key, defaults, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out | {prefix + k: v for k, v in defaults.get(section, {}).items() if prefix + k not in out}
+
+
+def expected(record: dict, prof: settings.Settings) -> tuple[dict, dict]:
+    """(hparams, options) the profile would run the record's run with now; options: the run-wide keys only."""
+    from poolnas.records import sig
+    from poolnas.search.methods import search_hparams
+
+    options = {"precision": prof.precision}
+    if record["kind"] == "train":
+        return prof.protocol(record["backbone"], record["dataset"]), options
+    hp, _ = search_hparams(prof, record["method"], record["backbone"], record["dataset"], record.get("models"),
+                           record.get("candidates"), record.get("budget_models"))
+    return sig(hp), options | {"channels_last": prof.channels_last}  # search records are rounded (records.sig)
+
+
+def differences(record: dict, prof: settings.Settings) -> list[str]:
+    """`key: the record's value, the profile's` for every setting that differs (empty: made under these)."""
+    defaults = _defaults()
+    want, want_options = expected(record, prof)
+    have = _flat(record.get("hparams") or {}, record["kind"], defaults)
+    want = _flat(want, record["kind"], defaults)
+    out = [f"{k}: {have.get(k, ABSENT)!r} in the record, {want.get(k, ABSENT)!r} in the profile"
+           for k in sorted(set(have) | set(want)) if have.get(k, ABSENT) != want.get(k, ABSENT)]
+    options = record.get("options") or {}
+    return out + [f"options.{k}: {options.get(k, ABSENT)!r} in the record, {v!r} in the profile"
+                  for k, v in want_options.items() if options.get(k, v) != v]
+
+
+def check_settings(record: dict, path: Path, prof: settings.Settings | None) -> None:
+    """Raise Stale unless `record` was made under the settings `prof` would run it with now (None: no check)."""
+    found = differences(record, prof) if prof is not None else []
+    if found:
+        raise Stale(f"record {path}: made under other settings than profile {prof.name}'s ({'; '.join(found)}); "
+                    "rerun it (README: 'Changed settings') or delete it")
+
+
+def stale_records(results: Path, prof: settings.Settings) -> list[tuple[Path, list[str]]]:
+    """(path, differences) of every record under results/runs that the profile would now run otherwise; a record
+    that cannot be read is left to `aggregate`, which names what is wrong with it."""
+    import json
+
+    out = []
+    for kind in ("train", "search"):
+        for path in record_paths(Path(results) / "runs" / kind):
+            try:
+                found = differences(json.loads(path.read_text()), prof)
+            except (ValueError, KeyError, TypeError, AttributeError, OSError, UsageError):
+                continue
+            out += [(path, found)] if found else []
+    return out

@@ -286,3 +286,14 @@ def scaled_budget(hp: dict, spec: Method, models, configs, budget_models) -> tup
     note = (f"{hp['budget']}: {scale} x {base} epochs" + (f" (the budget of {budget_of} SuperNets)"
                                                          if hp["budget"] == "per_supernet" else ""))
     return {**hp, "epochs": base * scale}, note
+
+
+def search_hparams(prof, method: str, backbone: str, dataset: str, models, configs, budget_models) -> tuple[dict, str]:
+    """The settings one search runs with (its record's `hparams`) and the budget's text: the profile's `search`
+    entry, a baseline's settings, an extension's, then the budget scaled. One function for the run
+    (`search.run.prepare`) and for the check that a record was made under the profile's current settings."""
+    spec = METHODS[method]
+    hp = settings(prof.baselines(), method, prof.search(backbone, dataset))
+    if spec.is_extension:
+        hp = extension_settings(prof.extensions(), method, hp, prof.protocol(backbone, dataset))
+    return scaled_budget(hp, spec, models, configs, budget_models)

@@ -201,10 +201,7 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
             raise UsageError(f"--budget-models (>= 1) is required for --method {method}, got {budget_models}")
     elif budget_models is not None:
         raise UsageError(f"--budget-models applies to --method mixture-budget only, not {method}")
-    hp = methods.settings(prof.baselines(), method, prof.search(backbone, dataset))
-    if spec.is_extension:
-        hp = methods.extension_settings(prof.extensions(), method, hp, prof.protocol(backbone, dataset))
-    hp, budget_note = methods.scaled_budget(hp, spec, models, configs, budget_models)
+    hp, budget_note = methods.search_hparams(prof, method, backbone, dataset, models, configs, budget_models)
     params = prof.dataset_params(dataset)
     dev = resolve_device(device or prof.device, prof.gpu_slots)
     setup_runtime(dev, threads or prof.threads)

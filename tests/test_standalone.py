@@ -242,3 +242,37 @@ def test_cifar_recipe_ffcv_gives_the_released_pad_and_std():
     assert cifar_recipe({"cifar_recipe": "ffcv"}, data)["std"] == (0.2023, 0.1994, 0.2010)
     with pytest.raises(UsageError):
         cifar_recipe({"cifar_recipe": "ffcv"}, SimpleNamespace(recipe="flip", name="glyphs"))
+
+
+@pytest.mark.parametrize("section, backbone, dataset", [
+    ("protocol", "resnet18", "cifar10"), ("search", "resnet18", "cifar10"),
+    ("protocol", "resnet50", "cifar100"), ("search", "resnet50", "cifar100")])
+def test_paper_profile_reads_table3_cifar_as_the_release(section, backbone, dataset):
+    """Table 3's CIFAR loaders as the paper profile resolves them: translate by up to 2 pixels and the released
+    std (0.2023, 0.1994, 0.2010), where the dataset's own pipeline pads 4 and divides by 0.247 / 0.243 / 0.262."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from poolnas import settings
+    from poolnas.data.datasets import CIFAR_MEAN, get_dataset
+    from poolnas.data.loader import Loader
+    from poolnas.standalone import cifar_recipe
+
+    spec = get_dataset(dataset)
+    hp = getattr(settings.resolve("paper"), section)(backbone, dataset)
+    kw = {"mean": spec.mean, "std": spec.std, **cifar_recipe(hp, SimpleNamespace(recipe=spec.recipe, name=dataset))}
+    loader = Loader(np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, np.int64), batch_size=2, recipe=spec.recipe,
+                    augment=True, **kw)
+    assert loader.pad == 2 and tuple(kw["mean"]) == CIFAR_MEAN
+    assert torch.allclose(loader.scale.flatten(), 1 / (255 * torch.tensor([0.2023, 0.1994, 0.2010])))
+
+
+@pytest.mark.parametrize("backbone, dataset", [("resnet20", "cifar10"), ("resnet50", "food101")])
+def test_paper_profile_keeps_the_own_pipeline_where_the_release_did(backbone, dataset):
+    """The released ResNet20 scripts pad 4 with CIFAR10's std; Food101 has its own resized-crop recipe."""
+    from poolnas import settings
+
+    prof = settings.resolve("paper")
+    assert "cifar_recipe" not in prof.protocol(backbone, dataset) | prof.search(backbone, dataset)

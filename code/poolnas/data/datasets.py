@@ -25,8 +25,8 @@ Its test pipeline (resize 256, centre crop 224) is then reproduced exactly; the 
 samples from that central square instead of the full image (it loses the outer ends of the long side, about a
 quarter of a 4:3 image), which we accept to keep one fixed-size, memory-mappable array.
 
-Normalisation: CIFAR10's released mean/std are used for cifar100 as well (the released ResNet50/CIFAR100
-pipeline is unknown); a generated set's mean/std are measured on its training images at preparation.
+Normalisation: a CIFAR set's own is the released ResNet20's (pad 4, CIFAR10's mean/std, cifar100 too); the released
+ResNet18 and ResNet50/CIFAR100 scripts' is `cifar_recipe` ffcv (CIFAR_RECIPES); generated sets' are measured.
 """
 
 from __future__ import annotations

@@ -150,9 +150,34 @@ def test_every_conv_belongs_to_its_width_variables():
     net = variants.build(variants.widths("resnet20", [16, 24, 40], [8, 10, 12, 14, 16, 18, 20, 22, 24]), "[4,3,3]")
     convs = conv_variables(net, "resnet20")
     assert len(convs) == sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 1 + 18 + 2
-    for weight, names in convs:  # a conv's output and input widths are its variables' widths
-        widths = dict(zip(width_variables("resnet20"), [16, 24, 40, 8, 10, 12, 14, 16, 18, 20, 22, 24]))
-        assert {weight.shape[0], weight.shape[1]} <= {widths[n] for n in names} | {3}
+    widths = dict(zip(width_variables("resnet20"), [16, 24, 40, 8, 10, 12, 14, 16, 18, 20, 22, 24]))
+    for weight, (reads, writes) in convs:  # a conv's input and output widths are the variables it reads and writes
+        assert weight.shape[:2] == (widths[writes], 3 if reads is None else widths[reads])
+
+
+def test_conet_pairing_gives_each_width_its_producers_output_and_consumers_input_modes():
+    """CONet's pairing (`pairing: modes`): inner1 is written by block 1's conv1 and read by its conv2, so its rank
+    is the mean of conv1's output-mode rank and conv2's input-mode rank; `average` (ours) gives it the mean of both
+    convs' two modes."""
+    from poolnas.search.conet import metrics
+    from poolnas.search.evbmf import mode_metrics
+
+    torch.manual_seed(0)
+    net = variants.build(variants.widths("resnet20", [16, 24, 40], [8, 10, 12, 14, 16, 18, 20, 22, 24]), "[4,3,3]")
+    with torch.no_grad():  # conv1 of rank 2 in its output mode, conv2 in its input mode: the modes' ranks differ
+        w = net.blocks[0].conv1.weight
+        w.copy_((torch.randn(w.shape[0], 2) @ torch.randn(2, w[0].numel())).view_as(w))
+        w = net.blocks[0].conv2.weight
+        w.copy_((torch.randn(w.shape[1], 2) @ torch.randn(2, w.shape[0] * 9)).view(w.shape[1], w.shape[0], 3, 3)
+                .transpose(0, 1))
+    (c1_in, c1_out), (c2_in, c2_out) = (mode_metrics(b.detach().numpy()) for b in
+                                        (net.blocks[0].conv1.weight, net.blocks[0].conv2.weight))
+    rank, cond = metrics(net, "resnet20", "modes")
+    assert rank["inner1"] == pytest.approx((c1_out[0] + c2_in[0]) / 2)
+    assert cond["inner1"] == pytest.approx((c1_out[1] + c2_in[1]) / 2)
+    averaged, _ = metrics(net, "resnet20")
+    assert averaged["inner1"] == pytest.approx((c1_in[0] + c1_out[0] + c2_in[0] + c2_out[0]) / 4)
+    assert rank["inner1"] != pytest.approx(averaged["inner1"])
 
 
 def test_transfer_copies_the_overlapping_block():
@@ -209,3 +234,19 @@ def test_a_bad_variant_gets_one_line(run_cli, tiny):
     proc = run_cli("train", "--variant", "g12", "--profile", tiny["profile"], "--dataset", "twoscale", "--backbone",
                    "resnet20", "--config", "4-3-3", "--seed", "0", "--out", tiny["root"] / "bad.json", cwd=REPO)
     assert proc.returncode == 2 and "20 hex digits" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_paper_profile_records_conet_pairing():
+    """The paper profile runs CONet's pairing and says so in the record's options; absent (smoke, mini), no key."""
+    from poolnas import settings
+    from poolnas.search import methods
+
+    def options(profile):
+        prof = settings.resolve(profile)
+        hp = methods.extension_settings(prof.extensions(), "conet", prof.search("resnet20", "cifar10"),
+                                        prof.protocol("resnet20", "cifar10"))
+        return methods.extension_options(methods.METHODS["conet"], hp)
+
+    paper = options("paper")
+    assert paper["pairing"] == "modes" and "CONet's pairing" in paper["metrics"]
+    assert "pairing" not in options("gpu1") and "modes averaged" in options("gpu1")["metrics"]

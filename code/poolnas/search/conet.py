@@ -13,7 +13,9 @@ block of one pooling config, by a sequence of short trainings whose weights' spe
                `trial_epochs` epochs on search-train with the search's SGD, a cosine schedule per trial; then
                evaluated on the whole search-validation split
     metrics    after each epoch (and at the trial's start, R(0)) the EVBMF rank and mapping condition of every conv
-               (`search.evbmf`), averaged over the convs of a variable; RAS = (R(e*) - R(0)) / e*, e* the epoch of
+               (`search.evbmf`), averaged over the convs of a variable: `pairing` average (absent; ours) gives both
+               variables a conv touches the mean of its two modes, modes (CONet's) its input mode to the variable it
+               reads and its output mode to the one it writes; RAS = (R(e*) - R(0)) / e*, e* the epoch of
                the highest rank; MC of the trial's last epoch
     update     CONet's rule (`search.conet_rule`: delta, mu, phi, gamma, c_min, c_max) on every variable
     found      the widths after the last trial's update (`selected.variant`); `compare.uniform_widths`: every
@@ -47,7 +49,7 @@ from poolnas.engine.steps import evaluate, train_step
 from poolnas.search.base import TRIALS, SearchMethod
 from poolnas.search.conet_rule import RuleSettings, WidthState, update
 from poolnas.search.dgconv import cost, network_kwargs
-from poolnas.search.evbmf import rank_and_condition
+from poolnas.search.evbmf import mode_metrics, rank_and_condition
 
 RULE_KEYS = ("delta", "mu", "phi", "gamma", "c_min", "c_max")
 
@@ -57,10 +59,11 @@ def width_variables(backbone: str) -> list[str]:
         [f"inner{b + 1}" for b in range(len(BLOCK_WIDTHS[backbone]))]
 
 
-def conv_variables(net, backbone: str) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
-    """(weight, the width variables it reads or writes) of every conv of a basic-block PoolNet."""
+def conv_variables(net, backbone: str) -> list[tuple[torch.Tensor, tuple[str | None, str]]]:
+    """(weight, (the width variable it reads, the one it writes)) of every conv of a basic-block PoolNet; the stem
+    reads the image (None)."""
     stage = [variants.stages(backbone).index(w) for w in BLOCK_WIDTHS[backbone]]
-    out = [(net.stem[0].weight, ("stream1",))]
+    out = [(net.stem[0].weight, (None, "stream1"))]
     for b, block in enumerate(net.blocks):
         reads, writes = f"stream{stage[b - 1 if b else 0] + 1}", f"stream{stage[b] + 1}"
         out += [(block.conv1.weight, (reads, f"inner{b + 1}")), (block.conv2.weight, (f"inner{b + 1}", writes))]
@@ -69,13 +72,18 @@ def conv_variables(net, backbone: str) -> list[tuple[torch.Tensor, tuple[str, ..
     return out
 
 
-def metrics(net, backbone: str) -> tuple[dict, dict]:
-    """Per width variable: the mean EVBMF rank and the mean mapping condition over its convs."""
+def metrics(net, backbone: str, pairing: str = "average") -> tuple[dict, dict]:
+    """Per width variable: the mean EVBMF rank and the mean mapping condition over its convs. `average` (ours): a
+    conv's two modes averaged, given to both variables it touches; `modes` (CONet's pairing): a conv's input mode to
+    the variable it reads, its output mode to the one it writes, so a variable averages its producers' output modes
+    with its consumers' input modes."""
     per: dict[str, list] = {}
     for weight, names in conv_variables(net, backbone):
-        rank, cond = rank_and_condition(weight.detach().float().cpu().numpy())
-        for name in names:
-            per.setdefault(name, []).append((rank, cond))
+        w = weight.detach().float().cpu().numpy()
+        modes = mode_metrics(w) if pairing == "modes" else [rank_and_condition(w)] * 2
+        for name, mode in zip(names, modes):
+            if name is not None:
+                per.setdefault(name, []).append(mode)
     names = width_variables(backbone)
     return ({n: float(np.mean([r for r, _ in per[n]])) for n in names},
             {n: float(np.mean([c for _, c in per[n]])) for n in names})
@@ -103,6 +111,7 @@ class CONetSearch(SearchMethod):
         super().__init__(ctx)
         ext = ctx.hp["extension"]
         self.E, self.n_trials, self.transfer = ext["trial_epochs"], ext["trials"], ext["transfer"]
+        self.pairing = ext.get("pairing", "average")
         self.rule = RuleSettings(**{k: ext[k] for k in RULE_KEYS})
         self.names = width_variables(self.space.name)
         start = variants.default_widths(self.space.name)
@@ -128,7 +137,7 @@ class CONetSearch(SearchMethod):
         variant = self._build(t)
         if self.transfer and self.last is not None:
             transfer(self.last, self.net)
-        rank, cond = metrics(self.net, self.space.name)
+        rank, cond = metrics(self.net, self.space.name, self.pairing)
         self.current = {"trial": t, "variant": variant.slug, "rank": {n: [rank[n]] for n in self.names},
                         "mc": {n: [cond[n]] for n in self.names}, "seconds": 0.0}
 
@@ -153,7 +162,7 @@ class CONetSearch(SearchMethod):
     def end_epoch(self, p: int, totals: dict, seconds: float) -> None:
         t, j = divmod(p, self.E)
         cur, images = self.current, totals["images"]
-        rank, cond = metrics(self.net, self.space.name)
+        rank, cond = metrics(self.net, self.space.name, self.pairing)
         for n in self.names:
             cur["rank"][n].append(rank[n])
             cur["mc"][n].append(cond[n])

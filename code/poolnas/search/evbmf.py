@@ -58,16 +58,20 @@ def evbmf(Y: np.ndarray) -> tuple[np.ndarray, float]:
     return shrunk, s2
 
 
-def rank_and_condition(weight: np.ndarray) -> tuple[float, float]:
-    """CONet's per-conv metrics: the EVBMF rank as a fraction of the dimension and the mapping condition
-    (largest / smallest kept value), averaged over the input mode (C_in x C_out k^2) and the output mode
-    (C_out x C_in k^2) of a conv weight (C_out, C_in, k, k). A mode with nothing kept has rank 0 and MC 0."""
+def mode_metrics(weight: np.ndarray) -> list[tuple[float, float]]:
+    """CONet's per-mode metrics of a conv weight (C_out, C_in, k, k): (EVBMF rank as a fraction of the dimension,
+    mapping condition = largest / smallest kept value) of the input mode (C_in x C_out k^2), then of the output
+    mode (C_out x C_in k^2). A mode with nothing kept has rank 0 and MC 0."""
     w = np.asarray(weight, dtype=np.float64)
     c_out, c_in = w.shape[:2]
-    modes = [w.transpose(1, 0, 2, 3).reshape(c_in, -1), w.reshape(c_out, -1)]
-    ranks, conds = [], []
-    for mode in modes:
+    out = []
+    for mode in (w.transpose(1, 0, 2, 3).reshape(c_in, -1), w.reshape(c_out, -1)):
         kept, _ = evbmf(mode)
-        ranks.append(len(kept) / min(mode.shape))
-        conds.append(float(kept[0] / kept[-1]) if len(kept) else 0.0)
-    return float(np.mean(ranks)), float(np.mean(conds))
+        out.append((len(kept) / min(mode.shape), float(kept[0] / kept[-1]) if len(kept) else 0.0))
+    return out
+
+
+def rank_and_condition(weight: np.ndarray) -> tuple[float, float]:
+    """A conv's rank and mapping condition, each the mean of its input and output mode's (`mode_metrics`)."""
+    (r_in, c_in), (r_out, c_out) = mode_metrics(weight)
+    return float(np.mean([r_in, r_out])), float(np.mean([c_in, c_out]))

@@ -213,9 +213,12 @@ def extension_options(spec: Method, hp: dict) -> dict:
                       "dense_convs": "the stem, the width-changing convs, projections and the head",
                       "final_eval": "the gated network, full search-validation split",
                       "fixed_groups": "one G in every square conv, MACs nearest the found network's"}
+    modes = "its input mode to the width it reads, its output mode to the one it writes (CONet's pairing)" \
+        if ext.get("pairing") == "modes" else "input and output modes averaged"
     return out | {"schedule": "cosine per epoch within each trial (restarted per trial)",
                   "transfer": ext["transfer"], "init_width": ext["init_width"],
-                  "metrics": "EVBMF rank and MC of every conv each epoch (input and output modes averaged), averaged "
+                  **({"pairing": ext["pairing"]} if "pairing" in ext else {}),
+                  "metrics": f"EVBMF rank and MC of every conv each epoch ({modes}), averaged "
                              "over the convs of a width variable; RAS over the trial, R(0) at its start; MC of its "
                              "last epoch",
                   "selected": "the widths after the last trial's update",

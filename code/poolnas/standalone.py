@@ -54,6 +54,19 @@ def crop_option(prof: settings.Settings, dataset: str, data) -> dict:
     return {"crop": CROP if crop is None else crop}
 
 
+# The release stores Food101 otherwise than `datasets` does (short side 256, the central square): its ffcv files
+# (Food101/write_imagenet.sh, max_resolution 256, JPEG quality 90) keep the whole image with the longer side at 256,
+# so its random resized crops see the whole image and its centre crop (224/256 of the short side, resized to 224) is
+# upsampled from fewer pixels. Not implemented (a variable-size store); named in every Food101 record instead.
+FOOD101_RELEASED_STORAGE = ("the release: longer side resized to 256, whole image, JPEG quality 90 "
+                            "(Food101/write_imagenet.sh)")
+
+
+def storage_option(data) -> dict:
+    """{"storage": ours, and the release's} for Food101, whose stored images differ from the release's; else {}."""
+    return {"storage": f"{data.meta['storage']} ({FOOD101_RELEASED_STORAGE})"} if data.name == "food101" else {}
+
+
 def cifar_recipe(hp: dict, data) -> dict:
     """The loader keywords (pad, mean, std) of the settings' `cifar_recipe` (datasets.CIFAR_RECIPES); {} absent."""
     name = hp.get("cifar_recipe")
@@ -189,7 +202,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                "eval_order": hp["eval_order"], "augment": hp["augment"], "resnet50_d1_bug": hp["resnet50_d1_bug"],
                "stem": stem, "precision": precision, "cosine_t_max": hp["cosine_t_max"], **arch_options(hp),
                **warmup_options(hp), **crop, **set_only(hp, "test_batch_size", "drop_last", "cifar_recipe"),
-               **runtime_options(dev)}
+               **storage_option(data), **runtime_options(dev)}
     recipe = cifar_recipe(hp, data)
     key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
                    "hparams": hp, "options": options, **({"variant": variant} if variant else {})})

@@ -372,6 +372,20 @@ def test_food101_is_read_by_torchvision_resized_and_memory_mapped(tmp_path):
     assert sorted(data.train.labels.tolist()) == [0, 0, 1, 1]
 
 
+def test_food101_records_name_how_the_release_stored_it_otherwise(tmp_path):
+    """Food101 is stored as the central square of the short side at 256, where the release kept the whole image with
+    the longer side at 256: every Food101 record's options say both; a stand-in read the same way gains no key."""
+    from poolnas.standalone import storage_option
+
+    write_fake_food101(tmp_path / "raw", [(90, 60), (60, 90), (300, 200), (512, 384)])
+    data = load(prepare("food101", tmp_path / "raw", tmp_path / "cache"))
+    note = storage_option(data)["storage"]
+    assert note.startswith("short side resized to 256, central 256x256 square")
+    assert "longer side resized to 256" in note and "Food101/write_imagenet.sh" in note
+    crops = load(prepare("glyphs-crops", None, tmp_path / "cache", train=8, test=4, size=12))
+    assert crops.recipe == data.recipe and storage_option(crops) == {}
+
+
 # --- missing data and the command line ----------------------------------------------------------------------
 
 

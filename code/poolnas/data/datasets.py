@@ -21,9 +21,9 @@ partial cache under the target name; the temporary directories of killed prepare
 of the same cache (`remove_abandoned`).
 
 Food101 is stored as the central 256x256 square of each image after resizing its short side to 256 (~20 GB).
-Its test pipeline (resize 256, centre crop 224) is then reproduced exactly; the training random-resized-crop
-samples from that central square instead of the full image (it loses the outer ends of the long side, about a
-quarter of a 4:3 image), which we accept to keep one fixed-size, memory-mappable array.
+torchvision's test view (resize 256, centre crop 224) is then exact; the training random-resized-crop samples from
+that square, not the full image (it loses the ends of the long side, a quarter of a 4:3 image): one fixed-size,
+memory-mappable array. The release kept the whole image, longer side 256 (standalone.FOOD101_RELEASED_STORAGE).
 
 Normalisation: a CIFAR set's own is the released ResNet20's (pad 4, CIFAR10's mean/std, cifar100 too); the released
 ResNet18 and ResNet50/CIFAR100 scripts' is `cifar_recipe` ffcv (CIFAR_RECIPES); generated sets' are measured.

@@ -77,7 +77,7 @@ from poolnas.records import provenance, remove_stale_temporaries, sig
 from poolnas.schemas import write_record
 from poolnas.search import balancing, methods
 from poolnas.search.base import VAL_STREAM
-from poolnas.standalone import cifar_recipe, crop_option, set_only, stem_for
+from poolnas.standalone import cifar_recipe, crop_option, set_only, stem_for, storage_option
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
                "resnet50_d1_bug": hp["resnet50_d1_bug"], "drop_last": hp.get("drop_last", False), "eval_order": hp["eval_order"],
                "eval_batch_size": hp["eval_batch_size"], "eval_drop_last": hp["eval_drop_last"], "conv_init": hp["conv_init"],
                **warmup_options(hp), **crop, **width_option(hp),
-               "search_budget": budget_note, **set_only(hp, "cifar_recipe"), **runtime_options(dev)}
+               "search_budget": budget_note, **set_only(hp, "cifar_recipe"), **storage_option(data),
+               **runtime_options(dev)}
     recipe = cifar_recipe(hp, data)
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))

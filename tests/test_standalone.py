@@ -276,3 +276,15 @@ def test_paper_profile_keeps_the_own_pipeline_where_the_release_did(backbone, da
 
     prof = settings.resolve("paper")
     assert "cifar_recipe" not in prof.protocol(backbone, dataset) | prof.search(backbone, dataset)
+
+
+def test_paper_profile_drops_the_last_training_batch_everywhere():
+    """Every released training loader drops the last partial batch: ResNet20's base_data_loader.py and the ffcv
+    loaders of the ResNet18, ResNet50/CIFAR100 and ResNet50/Food101 scripts, standalone and search."""
+    from poolnas import settings
+
+    prof = settings.resolve("paper")
+    for study in prof.studies:
+        backbone, dataset = study["backbone"], study["dataset"]
+        assert prof.protocol(backbone, dataset).get("drop_last") is True, (backbone, dataset)
+        assert prof.search(backbone, dataset).get("drop_last") is True, (backbone, dataset)

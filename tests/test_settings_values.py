@@ -33,7 +33,6 @@ def changed(section: str, key: str, field: str, value) -> dict:
     ("search", "resnet20", "tmax", -INF, "search/resnet20/tmax: -inf is not a finite number"),
     ("search", "resnet20", "kl_threshold", NAN, "kl_threshold: nan is not a finite number"),
     ("baselines", None, "ucb_c", INF, "baselines/ucb_c: inf is not a finite number"),
-    ("protocols", "resnet20", "lr", 100.0, "protocols/resnet20/lr: 100.0 is greater than the maximum of 10"),
     ("protocols", "resnet20", "lr", 0.0, "lr: 0.0 is less than or equal to the minimum of 0"),
     ("protocols", "resnet20", "momentum", 1.0, "momentum: 1.0 is greater than or equal to the maximum of 1"),
     ("protocols", "resnet20", "momentum", -0.1, "momentum: -0.1 is less than the minimum of 0"),

@@ -175,8 +175,7 @@ def _train(args) -> int:
                            seed=args.seed, out=args.out, data_dir=args.data_dir, checkpoint=checkpoint,
                            device=args.device, threads=args.threads, epochs=args.epochs, variant=args.variant)
     except TrainingDiverged as err:
-        log(f"poolnas train: error: {err}")
-        return 1
+        return log(f"poolnas train: error: {err}") or 1
     log(f"{record['config']} seed {record['seed']}: test accuracy {record['test_acc']:.2f}% -> {args.out}")
     return 0
 
@@ -311,8 +310,7 @@ def _add_aggregate(sub) -> None:
     p = sub.add_parser("aggregate", help="collect the run records of a results folder into tidy CSVs",
                        description="Every per-run JSON record under results/<profile>/runs/ into tidy CSVs beside it.")
     p.add_argument("--results", required=True, help="results/<profile> (holds runs/)")
-    p.add_argument("--profile", default=None, help="refuse records made under other settings than this profile's (a "
-                   "name or .yaml; default: the folder's name, when it is a profile of the package)")
+    p.add_argument("--profile", help="refuse records made under other settings (default: the folder's profile)")
     _add_bootstrap(p)
     p.set_defaults(func=_aggregate)
 

@@ -407,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UsageError, WriteFailed) as err:  # bad input, exit 2; a full disk (which file; a run resumes), exit 1
-        again = "; free space and give the same command again: the run resumes from its last checkpoint"
         full = isinstance(err, WriteFailed)
-        sys.stderr.write(f"poolnas {args.command}: error: {err}{again * (full and args.func in (_train, _search))}\n")
+        again = WriteFailed.NEXT.get(args.command, "") if full else ""
+        sys.stderr.write(f"poolnas {args.command}: error: {err}{again}\n")
         return 1 if full else 2
     except KeyboardInterrupt:
         sys.stderr.write("poolnas: interrupted\n")

@@ -12,6 +12,11 @@ class UsageError(ValueError):
 class WriteFailed(OSError):
     """A result, checkpoint or cache file could not be written (a full disk, a quota): nothing else was changed."""
 
+    # what the command line adds, by command: what was kept and what to do
+    _AGAIN = "free space and give the same command again"
+    NEXT = {"train": f"; {_AGAIN}: the run resumes from its last checkpoint", "search": f"; {_AGAIN}: the run "
+            "resumes from its last checkpoint", "data": f"; the partial cache was removed: {_AGAIN}"}
+
     def __init__(self, path, err: OSError):
         super().__init__(err.errno, f"cannot write {path} ({err.strerror or err})")
         self.path = path

@@ -237,6 +237,53 @@ def test_interrupted_prepare_leaves_no_partial_cache(tmp_path, monkeypatch, erro
     assert load(prepare("twoscale", None, tmp_path, **SMALL)).train.images.shape == (120, 16, 16, 3)
 
 
+@pytest.mark.parametrize("fail_at", [1, 4], ids=["first-array", "last-array"])
+def test_a_full_disk_in_prepare_is_one_line_naming_the_file_and_leaves_nothing(tmp_path, monkeypatch, capsys,
+                                                                                 fail_at):
+    """Issue 32, item 7: ENOSPC while the cache is written is one line (which file, that the partial cache is
+    gone, what to do), exit 1; nothing is left behind, and the same command then prepares the cache."""
+    import errno
+
+    real, calls = datasets.os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) == fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    argv = ["data", "prepare", "--dataset", "twoscale", "--cache-dir", str(tmp_path)]
+    argv += [f"--{k}={v}" for k, v in SMALL.items()]
+    with monkeypatch.context() as m:
+        m.setattr(datasets.os, "fsync", full)
+        assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    name = ["train_images", "train_labels", "test_images", "test_labels"][fail_at - 1]
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{name}.npy (No space left on device); the partial cache was removed: free space and give" in err, err
+    assert list(tmp_path.iterdir()) == []
+    assert cli.main(argv) == 0 and load(capsys.readouterr().out.strip()).train.images.shape == (120, 16, 16, 3)
+
+
+def test_a_memory_mapped_cache_reserves_its_file_so_a_full_disk_is_an_error_not_a_crash(tmp_path, monkeypatch):
+    """Food101's images are written through a memory map; on a full disk the first page the disk cannot hold
+    would kill the process with SIGBUS. The file is allocated first, so the disk's refusal is a named error."""
+    import errno
+
+    write_fake_food101(tmp_path / "raw", [(90, 60), (60, 90), (300, 200), (64, 64)])
+    reserved = []
+
+    def full(fd, offset, length):
+        reserved.append(length)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(datasets.os, "posix_fallocate", full)
+    with pytest.raises(datasets.WriteFailed, match=r"train_images\.npy \(No space left on device\)"):
+        prepare("food101", tmp_path / "raw", tmp_path / "cache")
+    assert reserved and reserved[0] >= 2 * 256 * 256 * 3  # the whole array, not its header
+    assert list((tmp_path / "cache").glob("*")) == []
+
+
 # --- splits -------------------------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ ResNet18 and ResNet50/CIFAR100 scripts' is `cifar_recipe` ffcv (CIFAR_RECIPES); 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,7 @@ from typing import Callable
 
 import numpy as np
 
-from poolnas.errors import UsageError
+from poolnas.errors import UsageError, WriteFailed
 from poolnas.records import hold, provenance, read_json, remove_abandoned, write_json
 from poolnas.data import fashion
 from poolnas.data.generated import Generator
@@ -116,10 +117,24 @@ def cache_path(name: str, cache_dir: str | os.PathLike, **params) -> Path:
 
 
 def _write_array(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:  # a full disk, a quota: which file, not a traceback (`prepare` removes the rest)
+        raise WriteFailed(path, err) from err
+
+
+def _reserve(path: Path) -> None:
+    """Allocate a memory-mapped array's whole file now: a full disk is then an error here, where it can be named,
+    rather than a SIGBUS on the first page the disk cannot hold (open_memmap makes a sparse file)."""
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that cannot reserve: write as before
+            raise WriteFailed(path, err) from err
 
 
 def _sha256(path: Path) -> str:
@@ -184,6 +199,7 @@ def _build_food101(spec: DatasetSpec, params: dict, data_root: Path | None, down
         batches = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=workers)
         images = np.lib.format.open_memmap(out / f"{split}_images.npy", mode="w+", dtype=np.uint8,
                                            shape=(len(dataset), FOOD_SIDE, FOOD_SIDE, 3))
+        _reserve(out / f"{split}_images.npy")
         labels, done = np.empty(len(dataset), np.int64), 0
         try:
             for x, y in batches:

@@ -15,11 +15,14 @@ rule aggregate:
     params:
         poolnas=POOLNAS,
         results=lambda w, output: parent_of(output[0]),
+        profile=PROFILE_ARG,  # the records are checked against the profile this run runs, a file's too
+        data=DATA,
     localrule: True
     conda:
         "../environment.yml"
     shell:
-        "{params.poolnas} aggregate --results {params.results} 2> {log}"
+        "{params.poolnas} aggregate --results {params.results} --profile {params.profile} --data-dir {params.data} "
+        "2> {log}"
 
 
 rule table:

@@ -149,7 +149,7 @@ if _dry_run() and estimate_wanted(PROFILE):  # GPU profiles: what the DAG would 
 if workflow.is_main_process:
     from poolnas.analysis.consistency import stale_records
 
-    STALE = stale_records(RESULTS, PROFILE)
+    STALE = stale_records(RESULTS, PROFILE, DATA)
     if STALE:
         print(f"warning: {len(STALE)} records were made under other settings than profile {P}'s, and Snakemake "
               f"will not redo them by itself ({STALE[0][0]}: {'; '.join(STALE[0][1])}); to rerun exactly those: "

@@ -64,6 +64,8 @@ def test_record_has_every_field_and_is_deterministic(tiny_profile, tmp_path):
     assert [h["epoch"] for h in on_disk["history"]] == [1, 2, 3, 4]
     assert [h["test_acc"] is not None for h in on_disk["history"]] == [False, True, False, True]
     assert on_disk["test_acc"] == on_disk["history"][-1]["test_acc"] and on_disk["test_images"] == 100
+    # the dataset as prepared, defaults filled in: what a changed profile is compared with (issue 32, item 4)
+    assert on_disk["data_params"] == {"seed": 0, "size": size, "classes": 10, "train": 256, "test": 100}
     assert on_disk["options"]["bn"] == "released" and on_disk["hparams"]["lr"] == 0.1
     assert on_disk["options"]["warmup_epochs"] == on_disk["hparams"]["warmup_epochs"]  # a departure, so named
     # the options that differ from the release, at the smoke profile's values (README "Options and the release")

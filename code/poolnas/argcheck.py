@@ -160,3 +160,10 @@ def run_arguments(args) -> Path | None:
         if args.data_dir and (Path(args.data_dir) / sub).exists():
             input_dir(str(Path(args.data_dir) / sub), f"--data-dir (its {sub}/)")
     return None if checkpoint is None else Path(checkpoint)
+
+
+def results_dir(path: str) -> str:
+    """A --results folder that a command reads: it must exist."""
+    if not Path(path).is_dir():
+        raise UsageError(f"--results {path} is not a directory")
+    return path

@@ -300,17 +300,12 @@ def _add_results_arguments(p, *, out: str, out_required: bool) -> None:
                    "one standing for cifar10, else cifar10 if present, else the first)")
 
 
-def _results_dir(path: str) -> str:
-    if not Path(path).is_dir():
-        raise UsageError(f"--results {path} is not a directory")
-    return path
-
-
 def _add_aggregate(sub) -> None:
     p = sub.add_parser("aggregate", help="collect the run records of a results folder into tidy CSVs",
                        description="Every per-run JSON record under results/<profile>/runs/ into tidy CSVs beside it.")
     p.add_argument("--results", required=True, help="results/<profile> (holds runs/)")
     p.add_argument("--profile", help="refuse records made under other settings (default: the folder's profile)")
+    p.add_argument("--data-dir", default="data", help="whose prepared caches tell what data older records used")
     _add_bootstrap(p)
     p.set_defaults(func=_aggregate)
 
@@ -319,8 +314,8 @@ def _aggregate(args) -> int:
     from poolnas.analysis.aggregate import collect, write
 
     _check_bootstrap(args)
-    argcheck.output_dir(_results_dir(args.results), "--results")  # the CSVs go beside runs/
-    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed, profile=args.profile)
+    argcheck.output_dir(argcheck.results_dir(args.results), "--results")  # the CSVs go beside runs/
+    frames = collect(args.results, n_boot=args.bootstrap, seed=args.seed, profile=args.profile, data_dir=args.data_dir)
     for path, frame in zip(write(args.results, frames), frames.values()):
         print(f"{path}: {len(frame)} rows")
     return 0
@@ -355,7 +350,7 @@ def _add_figures(sub) -> None:
 def _figures(args) -> int:
     from poolnas.analysis.figures import make_figures
 
-    results = _results_dir(args.results)
+    results = argcheck.results_dir(args.results)
     argcheck.output_dir(args.out, "--out")
     for name, result in make_figures(results, args.out, args.only, args.published, args.dataset, args.profile).items():
         print(f"{name}: " + (", ".join(map(str, result)) if isinstance(result, list) else f"skipped ({result})"))

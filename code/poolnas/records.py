@@ -163,6 +163,31 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# --- run keys --------------------------------------------------------------------------------------------
+# A run's key hashes everything that determines it: a checkpoint is resumed only into the run of its key, and a
+# record whose fields and data give back its key was made on that data (analysis.consistency, for records that
+# do not name their data parameters). One builder per kind, used by the runs and by that check alike.
+
+def run_key(payload: dict) -> str:
+    """A short hash of a JSON-able payload (sorted keys)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def train_key(files: dict, backbone: str, config: str, seed: int, hparams: dict, options: dict,
+              variant: str | None = None) -> str:
+    """The key of a standalone run; `files`: the dataset cache's arrays and their sha256 (meta.json)."""
+    return run_key({"dataset": files, "backbone": backbone, "config": config, "seed": seed, "hparams": hparams,
+                    "options": options, **({"variant": variant} if variant else {})})
+
+
+def search_key(files: dict, method: str, models, configs, budget_models, backbone: str, seed: int, hparams: dict,
+               options: dict, extension: dict | None = None) -> str:
+    """The key of a search run; `extension`: {pooling: the config it searched on, rho} for dgconv and conet."""
+    return run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
+                    **(extension or {}), "dataset": files, "backbone": backbone, "seed": seed, "hparams": hparams,
+                    "options": options})
+
+
 def nearest_even(x: float) -> int:
     """The even integer nearest x (a CONet width; ties as Python's round)."""
     return 2 * int(round(x / 2))

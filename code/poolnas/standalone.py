@@ -29,14 +29,14 @@ from poolnas.arch.relaxed import build_standalone
 from poolnas.arch.spaces import RELAXED, get_space
 from poolnas.data import datasets
 from poolnas.data.loader import CROP, Loader
-from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
+from poolnas.engine.checkpoint import Checkpoint, default_path
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import current_lr, make_optimizer, make_scheduler, warmup_options
 from poolnas.engine.runtime import (EVAL_ORDER, derive_seed, log, resolve_device, runtime_options, setup_runtime,
                                    to_device)
 from poolnas.engine.steps import evaluate, train_step
 from poolnas.errors import UsageError
-from poolnas.records import provenance, remove_stale_temporaries
+from poolnas.records import provenance, remove_stale_temporaries, train_key
 from poolnas.schemas import write_record
 
 
@@ -204,8 +204,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
                **warmup_options(hp), **crop, **set_only(hp, "test_batch_size", "drop_last", "cifar_recipe"),
                **storage_option(data), **runtime_options(dev)}
     recipe = cifar_recipe(hp, data)
-    key = run_key({"dataset": data.meta["files"], "backbone": backbone, "config": arch.name, "seed": seed,
-                   "hparams": hp, "options": options, **({"variant": variant} if variant else {})})
+    key = train_key(data.meta["files"], backbone, arch.name, seed, hp, options, variant)
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], seed=seed, device=dev,
                                         drop_last=hp.get("drop_last", False), **crop, **recipe)
     # With 'released' BN the first BN of each block uses batch statistics in evaluation too, so the test batches'
@@ -245,7 +244,7 @@ def train_run(*, profile: str | dict | settings.Settings, dataset: str, backbone
         "profile": prof.name,
         "test_acc": history[-1]["test_acc"] if hp["report"] == "final" else max(tested),
         "final_test_acc": history[-1]["test_acc"], "best_test_acc": max(tested),
-        "test_images": len(data.test) if not hp["drop_last_test"] else None,
+        "test_images": len(data.test) if not hp["drop_last_test"] else None, "data_params": data.meta["params"],
         "history": history, "epochs": hp["epochs"],
         "train_seconds": round(train_seconds, 3),
         "images_per_s": round(sum(h["images"] for h in history) / train_seconds, 1),

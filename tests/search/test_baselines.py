@@ -22,7 +22,7 @@ from helpers import Stop, comparable, tiny_profile
 R20 = SPACES["resnet20"]
 COMMON = ["kind", "method", "models", "candidates", "dataset", "backbone", "seed", "profile", "selected",
           "alternatives", "configs", "accuracy", "epochs", "budget", "steps", "train_seconds", "eval_seconds",
-          "wall_seconds", "images_per_s", "search_train", "search_val", "hparams", "options", "run_key", "provenance"]
+          "wall_seconds", "images_per_s", "search_train", "search_val", "data_params", "hparams", "options", "run_key", "provenance"]
 EPOCH = ["epoch", "lr", "P", "counts", "train_loss", "train_acc", "val_acc", "steps", "images", "seconds"]
 STEPS_PER_EPOCH, EPOCHS_RUN = 3, 2  # 48 search-train images in batches of 16; E = 1 plus the extra epoch
 

@@ -81,15 +81,17 @@ INT_COLUMNS = {"index", "seed", "epochs", "steps", "params", "macs", "models", "
 search_name = plan.record_search_name  # the directory name of a search's record (the naming contract)
 
 
-def records(results: str | Path, kind: str, profile=None) -> list[dict]:
+def records(results: str | Path, kind: str, profile=None, data_dir=None) -> list[dict]:
     """Every record of a kind ("train" or "search") under results/runs, in path order (hidden files skipped), each
     checked against its schema (`poolnas.schemas`), its place and the settings of `profile` (`consistency`;
-    default: the folder's profile): a bad one stops the command with one line naming file and field."""
+    default: the folder's profile), its data too where `data_dir` holds the caches: a bad one stops the command
+    with one line naming file and field."""
     root, prof, out = Path(results) / "runs" / kind, consistency.profile_for(results, profile), []
+    data = None if data_dir is None else consistency.PreparedData(data_dir)
     for path in consistency.record_paths(root):
         record = read_record(path, kind)
         consistency.check_place(record, path, root, Path(results).resolve().name)
-        consistency.check_settings(record, path, prof)
+        consistency.check_settings(record, path, prof, data)
         out.append(record | {"_path": str(path)})
     return out
 
@@ -336,9 +338,11 @@ def _frame(rows: list[dict], name: str, sort: list[str]) -> pd.DataFrame:
     return frame.sort_values(sort, na_position="first", kind="stable", ignore_index=True) if len(frame) else frame
 
 
-def collect(results: str | Path, n_boot: int = 2000, seed: int = 0, profile=None) -> dict[str, pd.DataFrame]:
-    """All tidy tables of one results folder (records checked against `profile`, see `records`), by file stem."""
-    train, searches = records(results, "train", profile), records(results, "search", profile)
+def collect(results: str | Path, n_boot: int = 2000, seed: int = 0, profile=None, data_dir=None
+            ) -> dict[str, pd.DataFrame]:
+    """All tidy tables of one results folder (records checked against `profile` and the caches in `data_dir`, see
+    `records`), by file stem."""
+    train, searches = records(results, "train", profile, data_dir), records(results, "search", profile, data_dir)
     variant_runs, train = [t for t in train if t.get("variant")], [t for t in train if not t.get("variant")]
     beyond, searches = [s for s in searches if s.get("pooling")], [s for s in searches if not s.get("pooling")]
     out = {"groundtruth": _frame(groundtruth_rows(train), "groundtruth", KEYS + ["index", "seed"])}

@@ -112,21 +112,34 @@ def _flat(d: dict, section: str, defaults: dict, prefix: str = "") -> dict:
     return out | {prefix + k: v for k, v in defaults.get(section, {}).items() if prefix + k not in out}
 
 
-def expected(record: dict, prof: settings.Settings) -> tuple[dict, dict]:
-    """(hparams, options) the profile would run the record's run with now; options: the run-wide keys only."""
-    from poolnas.records import sig
+def run_hparams(record: dict, prof: settings.Settings) -> dict:
+    """The hparams the profile would run the record's run with now, as the run uses them (unrounded)."""
     from poolnas.search.methods import search_hparams
 
-    options = {"precision": prof.precision}
     if record["kind"] == "train":
-        return prof.protocol(record["backbone"], record["dataset"]), options
-    hp, _ = search_hparams(prof, record["method"], record["backbone"], record["dataset"], record.get("models"),
-                           record.get("candidates"), record.get("budget_models"))
-    return sig(hp), options | {"channels_last": prof.channels_last}  # search records are rounded (records.sig)
+        return prof.protocol(record["backbone"], record["dataset"])
+    return search_hparams(prof, record["method"], record["backbone"], record["dataset"], record.get("models"),
+                          record.get("candidates"), record.get("budget_models"))[0]
 
 
-def differences(record: dict, prof: settings.Settings) -> list[str]:
-    """`key: the record's value, the profile's` for every setting that differs (empty: made under these)."""
+def expected(record: dict, prof: settings.Settings) -> tuple[dict, dict]:
+    """(hparams, options) the profile would run the record's run with now; options: the run-wide keys only."""
+    from poolnas.data.datasets import get_dataset
+    from poolnas.data.loader import CROP
+    from poolnas.records import sig
+
+    options = {"precision": prof.precision}
+    if get_dataset(record["dataset"]).recipe == settings.RESIZED:  # the side random resized crops are taken at
+        options["crop"] = prof.crop(record["dataset"]) or CROP
+    if record["kind"] == "train":
+        return run_hparams(record, prof), options
+    # search records are rounded (records.sig)
+    return sig(run_hparams(record, prof)), options | {"channels_last": prof.channels_last}
+
+
+def differences(record: dict, prof: settings.Settings, data: PreparedData | None = None) -> list[str]:
+    """`key: the record's value, the profile's` for every setting that differs (empty: made under these); `data`:
+    the prepared caches that can tell what a record without `data_params` was made on."""
     defaults = _defaults()
     want, want_options = expected(record, prof)
     have = _flat(record.get("hparams") or {}, record["kind"], defaults)
@@ -135,27 +148,94 @@ def differences(record: dict, prof: settings.Settings) -> list[str]:
            for k in sorted(set(have) | set(want)) if have.get(k, ABSENT) != want.get(k, ABSENT)]
     options = record.get("options") or {}
     return out + [f"options.{k}: {options.get(k, ABSENT)!r} in the record, {v!r} in the profile"
-                  for k, v in want_options.items() if options.get(k, v) != v]
+                  for k, v in want_options.items() if options.get(k, v) != v] + data_differences(record, prof, data)
 
 
-def check_settings(record: dict, path: Path, prof: settings.Settings | None) -> None:
+class PreparedData:
+    """The dataset caches under `<data_dir>/cache`, each read once: what a record without `data_params` was made
+    on is the cache whose arrays, with the record's own fields, give back its run key (`records.train_key`)."""
+
+    def __init__(self, data_dir: str | Path):
+        self.cache_dir, self._metas = Path(data_dir) / "cache", {}
+
+    def params_of(self, record: dict, hparams: dict) -> dict | None:
+        """The parameters of the cache `record` was made on, run with `hparams`; None: no cache here fits."""
+        from poolnas.data.datasets import prepared_caches
+        from poolnas.records import search_key, train_key
+
+        name = record["dataset"]
+        if name not in self._metas:
+            self._metas[name] = prepared_caches(name, self.cache_dir)
+        for meta in self._metas[name]:
+            files, r = meta["files"], record
+            if r["kind"] == "train":
+                key = train_key(files, r["backbone"], r["config"], r["seed"], hparams, r["options"],
+                                (r.get("variant") or {}).get("slug"))
+            else:
+                extension = {"pooling": r["pooling"]["config"], "rho": r.get("budget_rho")} if "pooling" in r else None
+                key = search_key(files, r["method"], r["models"], r["candidates"], r.get("budget_models"),
+                                 r["backbone"], r["seed"], hparams, r["options"], extension)
+            if key == r.get("run_key"):
+                return meta["params"]
+        return None
+
+
+def data_differences(record: dict, prof: settings.Settings, data: PreparedData | None = None) -> list[str]:
+    """`data.<key>: the record's, the profile's` for each dataset parameter (train subset, image size, seed, ...)
+    the record was made with otherwise than the profile prepares its dataset now. A record written before records
+    named their `data_params` takes them from the prepared cache its run key points to (`data`); without one, it
+    is judged on what its numbers show: the training images of an epoch (a search: its two halves) and the test
+    images, against the profile's `train` and `test` (or `holdout`) where it sets them; its other parameters
+    (size, classes, seed) cannot be seen in it then (README 'Changed settings')."""
+    from poolnas.data.datasets import resolve_params
+
+    want = resolve_params(record["dataset"], prof.dataset_params(record["dataset"]))
+    have = record.get("data_params")
+    if have is None and data is not None:
+        have = data.params_of(record, run_hparams(record, prof))
+    if have is None:  # only what both the profile fixes and the record shows
+        seen, said = _counts_seen(record), _counts_said(want, record)
+        have, want = {k: seen[k] for k in seen.keys() & said}, {k: said[k] for k in seen.keys() & said}
+    return [f"data.{k}: {have.get(k, ABSENT)!r} in the record, {want.get(k, ABSENT)!r} in the profile"
+            for k in sorted(set(have) | set(want)) if have.get(k, ABSENT) != want.get(k, ABSENT)]
+
+
+def _counts_seen(record: dict) -> dict:
+    if record["kind"] == "search":
+        return {"train": record["search_train"] + record["search_val"]} if "search_train" in record else {}
+    seen = {"train": record["history"][0].get("images")}
+    return {k: v for k, v in (seen | {"test": record.get("test_images")}).items() if v is not None}
+
+
+def _counts_said(params: dict, record: dict) -> dict:
+    """{train, test: the images a run on these parameters sees}, for those the parameters fix (0: all)."""
+    said = {"train": params.get("train") or None, "test": params.get("test") or params.get("holdout")}
+    hp = record.get("hparams") or {}
+    if record["kind"] == "train" and said["train"] and hp.get("drop_last"):  # an epoch skips the last part-batch
+        said["train"] -= said["train"] % hp["batch_size"]
+    return {k: v for k, v in said.items() if v is not None}
+
+
+def check_settings(record: dict, path: Path, prof: settings.Settings | None, data: PreparedData | None = None) -> None:
     """Raise Stale unless `record` was made under the settings `prof` would run it with now (None: no check)."""
-    found = differences(record, prof) if prof is not None else []
+    found = differences(record, prof, data) if prof is not None else []
     if found:
         raise Stale(f"record {path}: made under other settings than profile {prof.name}'s ({'; '.join(found)}); "
                     "rerun it (README: 'Changed settings') or delete it")
 
 
-def stale_records(results: Path, prof: settings.Settings) -> list[tuple[Path, list[str]]]:
-    """(path, differences) of every record under results/runs that the profile would now run otherwise; a record
-    that cannot be read is left to `aggregate`, which names what is wrong with it."""
+def stale_records(results: Path, prof: settings.Settings, data_dir: str | Path | None = None
+                  ) -> list[tuple[Path, list[str]]]:
+    """(path, differences) of every record under results/runs that the profile would now run otherwise, looking
+    for the data of records without `data_params` in `data_dir`'s caches; a record that cannot be read is left to
+    `aggregate`, which names what is wrong with it."""
     import json
 
-    out = []
+    out, data = [], None if data_dir is None else PreparedData(data_dir)
     for kind in ("train", "search"):
         for path in record_paths(Path(results) / "runs" / kind):
             try:
-                found = differences(json.loads(path.read_text()), prof)
+                found = differences(json.loads(path.read_text()), prof, data)
             except (ValueError, KeyError, TypeError, AttributeError, OSError, UsageError):
                 continue
             out += [(path, found)] if found else []

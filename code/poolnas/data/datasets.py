@@ -31,12 +31,10 @@ ResNet18 and ResNet50/CIFAR100 scripts' is `cifar_recipe` ffcv (CIFAR_RECIPES); 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +44,7 @@ import numpy as np
 
 from poolnas.errors import UsageError, WriteFailed
 from poolnas.records import hold, provenance, read_json, remove_abandoned, write_json
-from poolnas.data import fashion
+from poolnas.data import fashion, torchvision_sets
 from poolnas.data.generated import Generator
 from poolnas.data.glyphs import GLYPHS
 from poolnas.data.subsets import Subsetting, search_split  # noqa: F401 (search_split: read from here too)
@@ -60,7 +58,6 @@ CIFAR_MEAN, CIFAR_STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.243
 # train_original_baseline_ffcv100.py) translate by up to 2 pixels with zero fill, flip, and divide by another std.
 CIFAR_RECIPES = {"ffcv": {"pad": 2, "mean": CIFAR_MEAN, "std": (0.2023, 0.1994, 0.2010)}}
 FOOD_MEAN, FOOD_STD = (0.561, 0.440, 0.312), (0.252, 0.256, 0.259)
-FOOD_SIDE = 256
 MMAP_ABOVE_BYTES = 1 << 30  # `load` memory-maps image files bigger than this (Food101) and reads others in
 
 
@@ -102,6 +99,13 @@ def get_dataset(name: str) -> DatasetSpec:
         raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
 
 
+def resolve_params(name: str, params: dict) -> dict:
+    """The parameters `prepare` makes a dataset with: the given ones with defaults filled in ({} for a dataset
+    that takes none); what every record names as its `data_params`."""
+    spec = get_dataset(name)
+    return spec.parameters.params(params) if spec.parameters else {}
+
+
 def cache_path(name: str, cache_dir: str | os.PathLike, **params) -> Path:
     """Where `prepare` puts a dataset: the name, plus every parameter for generated sets."""
     spec = get_dataset(name)
@@ -126,17 +130,6 @@ def _write_array(path: Path, array: np.ndarray) -> None:
         raise WriteFailed(path, err) from err
 
 
-def _reserve(path: Path) -> None:
-    """Allocate a memory-mapped array's whole file now: a full disk is then an error here, where it can be named,
-    rather than a SIGBUS on the first page the disk cannot hold (open_memmap makes a sparse file)."""
-    try:
-        with open(path, "r+b") as f:
-            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
-    except OSError as err:
-        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a filesystem that cannot reserve: write as before
-            raise WriteFailed(path, err) from err
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -158,64 +151,12 @@ def _build_generated(spec: DatasetSpec, params: dict, data_root: Path | None, do
             "mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
 
 
-def _open_torchvision(spec: DatasetSpec, data_root: Path | None, download: bool, **split_kwargs):
-    """The torchvision dataset object, or a one-line UsageError saying where to put the files."""
-    by_hand = f"put {spec.archive} or the extracted {spec.folder}/ in {data_root}"
-    if data_root is None:
-        raise UsageError(f"{spec.name} needs --data-root: the directory that holds {spec.archive} or {spec.folder}/")
-    if not (data_root / spec.folder).is_dir() and not download:
-        if not (data_root / spec.archive).is_file():
-            raise UsageError(f"{spec.name} not found in {data_root}: {by_hand} (or pass --download when online)")
-        from torchvision.datasets.utils import extract_archive
-
-        extract_archive(str(data_root / spec.archive), str(data_root))
-    try:
-        return spec.source_class()(str(data_root), download=download, **split_kwargs)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        raise UsageError(f"{spec.name} in {data_root / spec.folder} failed torchvision's check ({err}); "
-                         f"{by_hand}") from None
-    except OSError as err:  # includes urllib's URLError when offline
-        raise UsageError(f"could not download {spec.name} into {data_root} ({err}); {by_hand}") from None
-
-
 def _build_cifar(spec: DatasetSpec, params: dict, data_root: Path | None, download: bool, out: Path) -> dict:
-    for split in SPLITS:
-        dataset = _open_torchvision(spec, data_root, download, train=split == "train")
-        _write_array(out / f"{split}_images.npy", np.ascontiguousarray(dataset.data, dtype=np.uint8))
-        _write_array(out / f"{split}_labels.npy", np.asarray(dataset.targets, dtype=np.int64))
-    return {"source": f"torchvision.datasets.{spec.source_class().__name__}", "classes": list(dataset.classes)}
+    return torchvision_sets.build_cifar(spec, data_root, download, out, _write_array)
 
 
 def _build_food101(spec: DatasetSpec, params: dict, data_root: Path | None, download: bool, out: Path) -> dict:
-    import torch
-    from torchvision import transforms
-
-    # Resize the short side to 256 and keep the central square: the paper's test view is its centre 224 crop.
-    square = transforms.Compose([transforms.Resize(FOOD_SIDE, antialias=True), transforms.CenterCrop(FOOD_SIDE),
-                                 transforms.PILToTensor()])
-    for split in SPLITS:
-        dataset = _open_torchvision(spec, data_root, download, split=split, transform=square)
-        workers = min(8, os.cpu_count() or 1) if len(dataset) >= 1024 else 0
-        batches = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=workers)
-        images = np.lib.format.open_memmap(out / f"{split}_images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(len(dataset), FOOD_SIDE, FOOD_SIDE, 3))
-        _reserve(out / f"{split}_images.npy")
-        labels, done = np.empty(len(dataset), np.int64), 0
-        try:
-            for x, y in batches:
-                images[done: done + len(x)] = x.permute(0, 2, 3, 1).numpy()
-                labels[done: done + len(x)] = y.numpy()
-                done += len(x)
-                if done % 6400 < len(x):  # the full set takes a while: say how far it is
-                    print(f"food101 {split}: {done}/{len(dataset)} images", file=sys.stderr, flush=True)
-        except FileNotFoundError as err:  # a json lists an image that is not there
-            raise UsageError(f"food101 in {data_root / spec.folder} is incomplete ({err}); put "
-                             f"{spec.archive} or the complete extracted {spec.folder}/ in {data_root}") from None
-        images.flush()
-        del images
-        _write_array(out / f"{split}_labels.npy", labels)
-    return {"source": "torchvision.datasets.Food101", "classes": list(dataset.classes),
-            "storage": f"short side resized to {FOOD_SIDE}, central {FOOD_SIDE}x{FOOD_SIDE} square"}
+    return torchvision_sets.build_food101(spec, data_root, download, out, _write_array)
 
 
 def _build_fashion(spec: DatasetSpec, params: dict, data_root: Path | None, download: bool, out: Path) -> dict:
@@ -254,7 +195,7 @@ def prepare(name: str, data_root: str | os.PathLike | None, cache_dir: str | os.
     remove_abandoned(target)
     if (target / "meta.json").is_file() and not force:
         return target
-    params = spec.parameters.params(params) if spec.parameters else {}
+    params = resolve_params(name, params)
     created = _missing_ancestors(target.parent)  # removed again if nothing is prepared (a missing dataset)
     root = Path(data_root).expanduser().resolve() if data_root is not None and spec.source else None
     try:
@@ -387,11 +328,9 @@ def rebuild_command(meta: dict, path: Path) -> str:
     return cmd + "".join(f" --{k} {v}" for k, v in params.items())
 
 
-def load(path: str | os.PathLike, *, verify: bool = True, mmap: bool | None = None) -> Prepared:
-    """Open a cache made by `prepare`; with `verify`, refuse files whose sha256 differs from meta.json.
-
-    Image arrays bigger than 1 GiB are memory-mapped unless `mmap` says otherwise.
-    """
+def read_meta(path: str | os.PathLike) -> dict:
+    """The metadata of the cache at `path`, checked (format, its own checksum, every field): a UsageError with the
+    command that rebuilds it otherwise."""
     path = Path(path)
     if not (path / "meta.json").is_file():
         raise UsageError(f"{path} is not a prepared dataset (no meta.json); make it with: "
@@ -417,6 +356,29 @@ def load(path: str | os.PathLike, *, verify: bool = True, mmap: bool | None = No
     if missing:  # a consistent but incomplete file: written by hand, not by prepare
         raise UsageError(f"{path / 'meta.json'} lacks {', '.join(missing)}; rebuild it with: "
                          f"{rebuild_command(meta, path)}")
+    return meta
+
+
+def prepared_caches(name: str, cache_dir: str | os.PathLike) -> list[dict]:
+    """The checked metadata of every cache of dataset `name` in `cache_dir` (one per parameter set prepared); a
+    damaged one is left out (`load` names what is wrong with it when a run reads it)."""
+    out = []
+    for path in sorted(Path(cache_dir).glob(f"{name}*/meta.json")):
+        try:
+            meta = read_meta(path.parent)
+        except UsageError:
+            continue
+        out += [meta] if meta["dataset"] == name else []
+    return out
+
+
+def load(path: str | os.PathLike, *, verify: bool = True, mmap: bool | None = None) -> Prepared:
+    """Open a cache made by `prepare`; with `verify`, refuse files whose sha256 differs from meta.json.
+
+    Image arrays bigger than 1 GiB are memory-mapped unless `mmap` says otherwise.
+    """
+    path = Path(path)
+    meta = read_meta(path)
     arrays = {}
     for file, info in meta["files"].items():
         if verify and (not (path / file).is_file() or _sha256(path / file) != info["sha256"]):

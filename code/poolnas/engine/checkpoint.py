@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -24,15 +23,10 @@ import torch
 
 import poolnas
 from poolnas.engine.runtime import log
-from poolnas.records import atomic_torch_save, remove_stale_temporaries
+from poolnas.records import atomic_torch_save, remove_stale_temporaries, run_key
 
 FORMAT = 3  # bump when what a checkpoint holds changes: older files are then ignored, never misread
 SET_ASIDE = ".unreadable-YYYYmmddTHHMMSS-NN"  # the longest suffix `_aside_name` adds (argcheck checks the name)
-
-
-def run_key(payload: dict) -> str:
-    """A short hash of everything that determines a run: a checkpoint is resumed only when it matches."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)

@@ -68,12 +68,12 @@ from poolnas.arch.models import width_option
 from poolnas.arch.spaces import Space, get_space
 from poolnas.data import datasets
 from poolnas.data.loader import Loader
-from poolnas.engine.checkpoint import Checkpoint, default_path, run_key
+from poolnas.engine.checkpoint import Checkpoint, default_path
 from poolnas.engine.loop import fit
 from poolnas.engine.optim import warmup_options
 from poolnas.engine.runtime import EVAL_ORDER, derive_seed, log, resolve_device, runtime_options, setup_runtime
 from poolnas.errors import UsageError
-from poolnas.records import provenance, remove_stale_temporaries, sig
+from poolnas.records import provenance, remove_stale_temporaries, search_key, sig
 from poolnas.schemas import write_record
 from poolnas.search import balancing, methods
 from poolnas.search.base import VAL_STREAM
@@ -141,8 +141,8 @@ def search_run(**kwargs) -> dict:
               **({"budget_models": ctx.budget_models} if ctx.spec.takes_budget else {}),
               "dataset": ctx.data.name, "backbone": ctx.space.name, "seed": ctx.seed,
               "profile": ctx.settings.name, **body, "search_train": ctx.search_train,
-              "search_val": ctx.search_val, "hparams": ctx.hp, "options": ctx.options, "run_key": ctx.key,
-              "provenance": provenance(ctx.dev)}
+              "search_val": ctx.search_val, "data_params": ctx.data.meta["params"], "hparams": ctx.hp,
+              "options": ctx.options, "run_key": ctx.key, "provenance": provenance(ctx.dev)}
     record = sig(record)
     write_record(ctx.out, record)  # checked against schemas/search.json first
     ctx.checkpoint.remove()
@@ -223,10 +223,8 @@ def prepare(*, method: str, profile: str | dict | settings.Settings, dataset: st
     recipe = cifar_recipe(hp, data)
     standalone_bn = prof.protocol(backbone, dataset)["bn"] if spec.family == "random" else None
     options.update(methods.options(method, hp, standalone_bn))
-    key = run_key({"method": method, "models": models, "configs": configs, "budget_models": budget_models,
-                   **({"pooling": found["config"], "rho": rho} if spec.is_extension else {}),
-                   "dataset": data.meta["files"],
-                   "backbone": backbone, "seed": seed, "hparams": hp, "options": options})
+    key = search_key(data.meta["files"], method, models, configs, budget_models, backbone, seed, hp, options,
+                     {"pooling": found["config"], "rho": rho} if spec.is_extension else None)
     train_loader = Loader.from_prepared(data, "train", hp["batch_size"], augment=hp["augment"], shuffle=True,
                                         drop_last=hp.get("drop_last", False), indices=train_idx, seed=seed, device=dev,
                                         **crop, **recipe)

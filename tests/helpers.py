@@ -265,3 +265,17 @@ def fine_and_coarse_accuracy(dataset: str, cache_dir) -> tuple[float, float]:
         return train_small_cnn(data, fine_detail=True), train_small_cnn(data, fine_detail=False)
     finally:
         torch.set_num_threads(threads)
+
+
+def disk_full_at(real, n: int):
+    """`real` (os.fsync, say) that fails its n-th call as a full disk does: ENOSPC, nothing written."""
+    import errno
+
+    calls = []
+
+    def full(*args):
+        calls.append(args)
+        if len(calls) == n:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+    return full

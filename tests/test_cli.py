@@ -292,11 +292,9 @@ def test_bad_paths_of_a_run_are_refused_before_any_work(tmp_path, capsys, monkey
 
 @pytest.mark.parametrize("fail_at", [1, 3])  # the first checkpoint; the record (the tiny run's third write)
 def test_a_full_disk_is_one_line_naming_the_file_and_the_run_resumes(tmp_path, capsys, monkeypatch, fail_at):
-    import errno
-
     import yaml
 
-    from helpers import tiny_profile
+    from helpers import disk_full_at, tiny_profile
     from poolnas import records
 
     profile = tmp_path / "tiny.yaml"
@@ -304,14 +302,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_run_resumes(tmp_path, c
     args = argv("train", tmp_path, profile=str(profile), epochs="2", device="cpu")
     assert cli.main(["data", "prepare", "--dataset", "twoscale", "--profile", str(profile), "--cache-dir",
                      str(tmp_path / "data" / "cache")]) == 0
-    real, calls = records.os.fsync, []
-
-    def full(fd):
-        calls.append(fd)
-        if len(calls) == fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(fd)
-
+    full = disk_full_at(records.os.fsync, fail_at)
     capsys.readouterr()
     with monkeypatch.context() as m:
         m.setattr(records.os, "fsync", full)

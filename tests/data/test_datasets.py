@@ -242,16 +242,7 @@ def test_a_full_disk_in_prepare_is_one_line_naming_the_file_and_leaves_nothing(t
                                                                                  fail_at):
     """Issue 32, item 7: ENOSPC while the cache is written is one line (which file, that the partial cache is
     gone, what to do), exit 1; nothing is left behind, and the same command then prepares the cache."""
-    import errno
-
-    real, calls = datasets.os.fsync, []
-
-    def full(fd):
-        calls.append(fd)
-        if len(calls) == fail_at:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(fd)
-
+    full = helpers.disk_full_at(datasets.os.fsync, fail_at)
     argv = ["data", "prepare", "--dataset", "twoscale", "--cache-dir", str(tmp_path)]
     argv += [f"--{k}={v}" for k, v in SMALL.items()]
     with monkeypatch.context() as m:

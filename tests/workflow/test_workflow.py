@@ -167,35 +167,6 @@ def test_preparing_data_later_does_not_make_cached_runs_stale(fresh_clone):
         dry.stdout[-3000:]
 
 
-def test_a_profile_edit_names_the_stale_records_and_the_command_that_reruns_exactly_those(fresh_clone, tmp_path):
-    """Issue 32, item 4, as a user meets it: smoke's dataset prepared with another seed. Snakemake alone would call
-    every cached record done; the workflow warns before any job, naming the records, and its command reruns them
-    and nothing else (a dry run here)."""
-    import yaml
-
-    from poolnas import settings
-
-    edited = settings.resolve("smoke").as_dict()
-    edited["datasets"]["twoscale"]["seed"] = 1
-    profile = tmp_path / "smoke.yaml"
-    profile.write_text(yaml.safe_dump(edited))
-    runs = fresh_clone / "results" / "smoke" / "runs"
-    records = {kind: sorted((runs / kind).rglob("seed*.json")) for kind in ("train", "search")}
-    dry = sh(SNAKEMAKE + ["-n", "all", "--config", f"profile={profile}"], fresh_clone)
-    [warning] = [line for line in dry.stderr.splitlines() if line.startswith("warning: ")]
-    total = sum(map(len, records.values()))
-    assert warning.startswith(f"warning: {total} records were made under other settings than profile smoke's"), warning
-    assert "data.seed: 0 in the record, 1 in the profile" in warning, warning
-    command = warning[warning.index("to rerun exactly those: ") + 24: warning.index(" (or delete them")].split()
-    assert command[:4] == ["snakemake", "--cores", "2", "all"] and command[-1] == f"profile={profile}", command
-    assert {fresh_clone / p for p in command[command.index("--forcerun") + 1: command.index("--config")]} == \
-        set(records["train"] + records["search"])
-    rerun = sh(SNAKEMAKE + ["-n", *command[1:]], fresh_clone)
-    counts = job_counts(rerun.stdout)
-    assert counts.get("train", 0) + counts.get("train_variant", 0) == len(records["train"]), rerun.stdout[-3000:]
-    assert counts.get("search_run") == len(records["search"]), rerun.stdout[-3000:]
-
-
 def test_bad_profile_fails_before_any_job_with_one_clear_line(tmp_path):
     proc = sh(SNAKEMAKE + ["-n", "figures", "--config", "profile=nope"], REPO, check=False)
     assert proc.returncode != 0

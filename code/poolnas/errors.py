@@ -13,9 +13,9 @@ class WriteFailed(OSError):
     """A result, checkpoint or cache file could not be written (a full disk, a quota): nothing else was changed."""
 
     # what the command line adds, by command: what was kept and what to do
-    _AGAIN = "free space and give the same command again"
-    NEXT = {"train": f"; {_AGAIN}: the run resumes from its last checkpoint", "search": f"; {_AGAIN}: the run "
-            "resumes from its last checkpoint", "data": f"; the partial cache was removed: {_AGAIN}"}
+    _RESUMES = "; free space and give the same command again: the run resumes from its last checkpoint"
+    NEXT = {"train": _RESUMES, "search": _RESUMES,
+            "data": "; the partial cache was removed: free space and give the same command again"}
 
     def __init__(self, path, err: OSError):
         super().__init__(err.errno, f"cannot write {path} ({err.strerror or err})")

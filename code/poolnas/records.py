@@ -188,6 +188,18 @@ def search_key(files: dict, method: str, models, configs, budget_models, backbon
                     "options": options})
 
 
+def record_key(record: dict, files: dict, hparams: dict) -> str:
+    """The key `record`'s run would have on the cache arrays `files`, run with `hparams` (unrounded: a search record
+    holds them rounded): its own key exactly when it was made on those arrays."""
+    r = record
+    if r["kind"] == "train":
+        return train_key(files, r["backbone"], r["config"], r["seed"], hparams, r["options"],
+                         (r.get("variant") or {}).get("slug"))
+    extension = {"pooling": r["pooling"]["config"], "rho": r.get("budget_rho")} if "pooling" in r else None
+    return search_key(files, r["method"], r["models"], r["candidates"], r.get("budget_models"), r["backbone"],
+                      r["seed"], hparams, r["options"], extension)
+
+
 def nearest_even(x: float) -> int:
     """The even integer nearest x (a CONet width; ties as Python's round)."""
     return 2 * int(round(x / 2))

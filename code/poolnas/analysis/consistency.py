@@ -153,7 +153,7 @@ def differences(record: dict, prof: settings.Settings, data: PreparedData | None
 
 class PreparedData:
     """The dataset caches under `<data_dir>/cache`, each read once: what a record without `data_params` was made
-    on is the cache whose arrays, with the record's own fields, give back its run key (`records.train_key`)."""
+    on is the cache whose arrays, with the record's own fields, give back its run key (`records.record_key`)."""
 
     def __init__(self, data_dir: str | Path):
         self.cache_dir, self._metas = Path(data_dir) / "cache", {}
@@ -161,23 +161,13 @@ class PreparedData:
     def params_of(self, record: dict, hparams: dict) -> dict | None:
         """The parameters of the cache `record` was made on, run with `hparams`; None: no cache here fits."""
         from poolnas.data.datasets import prepared_caches
-        from poolnas.records import search_key, train_key
+        from poolnas.records import record_key
 
         name = record["dataset"]
         if name not in self._metas:
             self._metas[name] = prepared_caches(name, self.cache_dir)
-        for meta in self._metas[name]:
-            files, r = meta["files"], record
-            if r["kind"] == "train":
-                key = train_key(files, r["backbone"], r["config"], r["seed"], hparams, r["options"],
-                                (r.get("variant") or {}).get("slug"))
-            else:
-                extension = {"pooling": r["pooling"]["config"], "rho": r.get("budget_rho")} if "pooling" in r else None
-                key = search_key(files, r["method"], r["models"], r["candidates"], r.get("budget_models"),
-                                 r["backbone"], r["seed"], hparams, r["options"], extension)
-            if key == r.get("run_key"):
-                return meta["params"]
-        return None
+        return next((meta["params"] for meta in self._metas[name]
+                     if record_key(record, meta["files"], hparams) == record.get("run_key")), None)
 
 
 def data_differences(record: dict, prof: settings.Settings, data: PreparedData | None = None) -> list[str]:
@@ -201,10 +191,12 @@ def data_differences(record: dict, prof: settings.Settings, data: PreparedData |
 
 
 def _counts_seen(record: dict) -> dict:
+    """{train, test: the images the record shows it saw}, for those it shows."""
     if record["kind"] == "search":
-        return {"train": record["search_train"] + record["search_val"]} if "search_train" in record else {}
-    seen = {"train": record["history"][0].get("images")}
-    return {k: v for k, v in (seen | {"test": record.get("test_images")}).items() if v is not None}
+        seen = {"train": record["search_train"] + record["search_val"] if "search_train" in record else None}
+    else:
+        seen = {"train": record["history"][0].get("images"), "test": record.get("test_images")}
+    return {k: v for k, v in seen.items() if v is not None}
 
 
 def _counts_said(params: dict, record: dict) -> dict:
